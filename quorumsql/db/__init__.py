@@ -1,0 +1,75 @@
+"""Database connectors: the only place in QuorumSQL that opens a database connection.
+
+:func:`open_database` turns what a user passes (a path, a URL or a :class:`Database`) into a
+connector. All execution is read-only and guarded (see :mod:`quorumsql.db.safety`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from quorumsql.db.base import ExecutionResult, Database
+from quorumsql.db.safety import check_read_only
+from quorumsql.db.schema import Column, DatabaseSchema, ForeignKey, Table
+from quorumsql.db.sqlite import SQLiteDatabase
+from quorumsql.errors import DatabaseError
+
+__all__ = [
+    "Column", "Database", "DatabaseSchema", "ExecutionResult", "ForeignKey", "SQLiteDatabase",
+    "Table", "check_read_only", "open_database",
+]
+
+
+def open_database(db: "str | os.PathLike | Database", **kwargs: Any) -> Database:
+    """Open ``db`` read-only.
+
+    Args:
+        db: a :class:`Database` (returned as is), a SQLite file path, or a URL:
+            ``sqlite:///relative.db`` / ``sqlite:////abs/path.db``,
+            ``mysql+pymysql://user:pw@host:port/name`` (also ``mysql://``).
+        **kwargs: ``query_timeout`` (s) and ``max_rows`` for the connector.
+
+    Returns:
+        A connector; its schema is read lazily.
+
+    Raises:
+        DatabaseError: unknown scheme, missing file, unreachable server, bad credentials.
+    """
+    if isinstance(db, Database):
+        return db
+    spec = os.fspath(db).strip() if isinstance(db, (str, os.PathLike)) else None
+    if not spec:
+        raise DatabaseError(f"expected a database path or URL, got {db!r}")
+    if "://" not in spec:
+        return SQLiteDatabase(Path(spec), **kwargs)
+    url = urlsplit(spec)
+    scheme = url.scheme.lower()
+    if scheme == "sqlite":
+        # sqlite:///rel/path -> "rel/path"; sqlite:////abs/path -> "/abs/path"
+        path = unquote(spec.split("://", 1)[1])
+        path = path[1:] if path.startswith("/") else path
+        if not path:
+            raise DatabaseError("sqlite URL without a path: use sqlite:///file.db")
+        return SQLiteDatabase(Path(path), **kwargs)
+    if scheme in ("mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql"):
+        from quorumsql.db.mysql import MySQLDatabase
+
+        return MySQLDatabase(
+            host=url.hostname or "127.0.0.1",
+            port=url.port or 3306,
+            user=unquote(url.username or "root"),
+            password=unquote(url.password or ""),
+            database=unquote(url.path.lstrip("/")),
+            **kwargs,
+        )
+    if scheme.startswith("postgres"):
+        from quorumsql.db.postgres import PostgresDatabase
+
+        return PostgresDatabase(spec, **kwargs)
+    raise DatabaseError(
+        f"unsupported database URL scheme {url.scheme!r}; use a SQLite path, sqlite:///, "
+        "mysql+pymysql:// or postgresql://"
+    )

@@ -1,0 +1,90 @@
+"""``CREATE TABLE`` rendering of a (possibly linked) schema, optionally with example rows.
+
+The DDL-with-rows form (three rows per table in a comment after each table) is the strongest
+single-call zero-shot prompt format on Spider in our measurements and in the literature
+(Rajkumar et al. 2022; also used by DIN-SQL and CHESS as baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlglot import exp
+
+from quorumsql.db.schema import DatabaseSchema
+from quorumsql.schema_repr.selection import Selection, normalize_selection
+
+
+def _ident(name: str, dialect: str) -> str:
+    return exp.to_identifier(name).sql(dialect=dialect)
+
+
+def to_ddl(
+    schema: DatabaseSchema,
+    selection: Selection | None = None,
+    *,
+    sample_rows: Mapping[str, tuple[Sequence[str], Sequence[Sequence[Any]]]] | None = None,
+) -> str:
+    """Render ``schema`` as ``CREATE TABLE`` statements in the database's dialect.
+
+    Args:
+        schema: introspected schema.
+        selection: linked schema ``{table: [columns] | None}``; None renders everything.
+        sample_rows: ``{table: (columns, rows)}``; each table's rows are appended after its
+            statement as ``/* N example rows ... */`` (tab-separated, as in Rajkumar et al.).
+
+    Returns:
+        One statement per table, separated by blank lines.
+    """
+    dialect = schema.dialect
+    samples = {k.lower(): v for k, v in (sample_rows or {}).items()}
+    chosen = normalize_selection(schema, selection)
+    kept_by_table = {t.name.lower(): {c.lower() for c in cols} for t, cols in chosen}
+    blocks = []
+    for table, kept in chosen:
+        body = []
+        for name in kept:
+            col = table.column(name)
+            assert col is not None
+            line = f"  {_ident(col.name, dialect)}"
+            if col.type:
+                line += f" {col.type}"
+            if col.primary_key and len(table.primary_key) == 1:
+                line += " PRIMARY KEY"
+            body.append(line)
+        pk = [c for c in table.primary_key if c.lower() in kept_by_table[table.name.lower()]]
+        if len(pk) > 1:
+            body.append(f"  PRIMARY KEY ({', '.join(_ident(c, dialect) for c in pk)})")
+        for fk in schema.foreign_keys:
+            if (
+                fk.table.lower() == table.name.lower()
+                and fk.column.lower() in kept_by_table[table.name.lower()]
+                and fk.ref_column.lower() in kept_by_table.get(fk.ref_table.lower(), ())
+            ):
+                body.append(
+                    f"  FOREIGN KEY ({_ident(fk.column, dialect)}) REFERENCES "
+                    f"{_ident(fk.ref_table, dialect)}({_ident(fk.ref_column, dialect)})"
+                )
+        keyword = "VIEW" if table.kind == "view" else "TABLE"
+        block = f"CREATE {keyword} {_ident(table.name, dialect)} (\n" + ",\n".join(body) + "\n);"
+        sample = samples.get(table.name.lower())
+        if sample and sample[1]:
+            cols, rows = sample
+            block += (
+                f"\n/*\n{len(rows)} example rows:\nSELECT * FROM {_ident(table.name, dialect)} "
+                f"LIMIT {len(rows)};\n" + "\t".join(cols) + "\n"
+                + "\n".join("\t".join(_cell(v) for v in row) for row in rows)
+                + "\n*/"
+            )
+        blocks.append(block)
+    return "\n\n".join(blocks)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(bytes(value))} bytes>"
+    text = " ".join(str(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
