@@ -89,6 +89,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "quorumsql"
 
 
+class RoleSettings(BaseModel):
+    """Endpoint of one model role (``[roles.selector]`` in ``quorumsql.toml``); empty = global."""
+
+    base_url: str = ""
+    model: str = ""
+    api_key: str = ""
+
+
 class Settings(BaseSettings):
     """Process-wide settings (env vars ``QUORUMSQL_*`` override ``quorumsql.toml``).
 
@@ -106,6 +114,7 @@ class Settings(BaseSettings):
         query_timeout: wall-clock seconds per SQL query.
         max_rows: rows fetched per query at most.
         preset: default preset name.
+        roles: per-role endpoints (``generator``, ``selector``, ``judge``, ...), TOML only.
     """
 
     model_config = SettingsConfigDict(env_prefix="QUORUMSQL_", extra="ignore")
@@ -122,6 +131,7 @@ class Settings(BaseSettings):
     query_timeout: float = 30.0
     max_rows: int = 10_000
     preset: str = "balanced"
+    roles: dict[str, RoleSettings] = Field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, **overrides: Any) -> "Settings":

@@ -13,6 +13,10 @@ class QuorumSQLError(Exception):
     """Base class of every error QuorumSQL raises deliberately."""
 
 
+class InputError(QuorumSQLError):
+    """A request is malformed: empty question, unknown preset, wrong argument type."""
+
+
 class ConfigError(QuorumSQLError):
     """Settings are missing, contradictory or malformed (env vars, ``quorumsql.toml``, presets)."""
 

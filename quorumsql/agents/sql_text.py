@@ -1,0 +1,75 @@
+"""Pull the SQL out of what a model wrote, and fingerprint execution results."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)(?:```|$)", re.S)
+# a statement keyword at the start of a line (writes included: they must reach the safety check
+# and be refused visibly, not silently dropped)
+_STATEMENT = re.compile(
+    r"(?im)^[ \t]*(SELECT|WITH|VALUES|INSERT|UPDATE|DELETE|DROP|CREATE|ALTER|REPLACE|PRAGMA|ATTACH|TRUNCATE)\b"
+)
+_INLINE_SELECT = re.compile(r"(?i)\bSELECT\b")
+_SQL_LANGS = {"sql", "sqlite", "mysql", "postgresql", "postgres", "psql"}
+
+
+def extract_sql(text: str) -> str | None:
+    """The SQL statement in a model's answer, or None.
+
+    Order of preference: the last fenced block tagged ``sql`` (or untagged and starting with a
+    statement keyword); else the text from the first statement keyword at a line start (or the
+    first ``SELECT``) to the first blank line or the end. Write statements are extracted too, so
+    that the safety check can refuse them visibly.
+    Trailing semicolons and surrounding whitespace are removed; an unterminated fence (the model
+    ran out of tokens) still yields its content.
+
+    Args:
+        text: the model's reply.
+
+    Returns:
+        The SQL text, or None when there is none.
+    """
+    if not text:
+        return None
+    blocks = [
+        body.strip()
+        for lang, body in _FENCE.findall(text)
+        if body.strip() and (lang.lower() in _SQL_LANGS or (not lang and _STATEMENT.search(body)))
+    ]
+    if blocks:
+        return _clean(blocks[-1])
+    match = _STATEMENT.search(text) or _INLINE_SELECT.search(text)
+    if not match:
+        return None
+    rest = text[match.start():]
+    rest = re.split(r"\n\s*\n", rest, maxsplit=1)[0]
+    return _clean(rest)
+
+
+def _clean(sql: str) -> str | None:
+    # several statements are kept as written: the safety check refuses them visibly
+    sql = sql.strip().rstrip(";").strip()
+    return sql or None
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return value
+
+
+def result_key(rows: Sequence[Sequence[Any]]) -> str:
+    """Order-insensitive fingerprint of a result set (a multiset of rows).
+
+    Floats are rounded to 6 decimals so that equal results computed differently group together.
+    """
+    counts = Counter(repr(tuple(_norm(v) for v in row)) for row in rows)
+    payload = "\n".join(f"{k}\t{n}" for k, n in sorted(counts.items()))
+    return hashlib.sha1(payload.encode("utf-8", "replace")).hexdigest()[:16]

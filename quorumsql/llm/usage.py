@@ -1,0 +1,58 @@
+"""Token, call and time accounting for model calls, per graph node."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Usage(BaseModel):
+    """Cost of one or more model calls.
+
+    Attributes:
+        prompt_tokens: tokens read by the model (as the endpoint reports them).
+        completion_tokens: tokens written by the model.
+        calls: number of model calls.
+        seconds: wall-clock seconds spent waiting for the model.
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            calls=self.calls + other.calls,
+            seconds=self.seconds + other.seconds,
+        )
+
+
+class UsageReport(BaseModel):
+    """Usage of a whole run: the total and a breakdown by graph node."""
+
+    total: Usage = Field(default_factory=Usage)
+    by_node: dict[str, Usage] = Field(default_factory=dict)
+
+    @classmethod
+    def from_events(cls, events: list[tuple[str, Usage]]) -> "UsageReport":
+        """Aggregate ``(node, usage)`` pairs."""
+        report = cls()
+        for node, usage in events:
+            report.by_node[node] = report.by_node.get(node, Usage()) + usage
+            report.total = report.total + usage
+        return report
+
+    def summary(self) -> str:
+        """One line: calls, tokens in/out, model seconds."""
+        t = self.total
+        return (
+            f"{t.calls} LLM call{'s' if t.calls != 1 else ''}, {t.prompt_tokens:,} prompt + "
+            f"{t.completion_tokens:,} completion tokens, {t.seconds:.1f} s in the model"
+        )

@@ -1,0 +1,133 @@
+"""Typed records that flow between agents, graph nodes and users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from quorumsql.llm.usage import Usage, UsageReport
+
+
+class Attempt(BaseModel):
+    """One SQL a candidate went through and what executing it gave.
+
+    Attributes:
+        sql: the statement (None when the model returned no SQL).
+        state: execution state: ``ok`` | ``none`` | ``empty`` | ``error`` | ``refused`` |
+            ``timeout`` | ``no_sql``.
+        error: the database's or the safety check's message.
+        row_count: rows returned (capped).
+    """
+
+    sql: str | None
+    state: str
+    error: str | None = None
+    row_count: int = 0
+
+
+class Candidate(BaseModel):
+    """A candidate SQL query, from generation through refinement.
+
+    Attributes:
+        id: unique within a run (``c0``, ``c1``, ...); generation order.
+        generator: which generator wrote it (e.g. ``icl/mschema``).
+        temperature: sampling temperature of the generation.
+        sql: the final SQL (after refinement), None if none was produced.
+        status: execution state of ``sql`` (see :class:`Attempt`), or ``model_error``.
+        error: last error message, if any.
+        columns: result columns of ``sql``.
+        rows: result rows of ``sql`` (not included in JSON dumps; see ``preview``).
+        row_count: number of result rows (capped by the database's row cap).
+        preview: the first rows, for display.
+        result_key: order-insensitive fingerprint of the result, used by selection.
+        attempts: every SQL tried, in order (the first is the generator's).
+        duplicate_of: id of an earlier candidate with the same generated SQL (not refined again).
+        votes: size of the candidate's result group at selection.
+        usage: model cost of this candidate (generation + refinement).
+        conversation: the generator's messages, continued by the refiner (not in JSON dumps).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: str
+    generator: str
+    temperature: float = 0.0
+    sql: str | None = None
+    status: str = "pending"
+    error: str | None = None
+    columns: list[str] = Field(default_factory=list)
+    rows: list[tuple[Any, ...]] = Field(default_factory=list, exclude=True, repr=False)
+    row_count: int = 0
+    preview: list[tuple[Any, ...]] = Field(default_factory=list)
+    result_key: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    duplicate_of: str | None = None
+    votes: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    conversation: list[Any] = Field(default_factory=list, exclude=True, repr=False)
+
+    @property
+    def executable(self) -> bool:
+        """True when ``sql`` ran (whatever its result)."""
+        return self.status in ("ok", "empty", "none")
+
+    @property
+    def revisions(self) -> int:
+        """Number of refinement rounds that changed the SQL."""
+        return max(0, len(self.attempts) - 1)
+
+
+class TraceEvent(BaseModel):
+    """What one graph node saw and produced.
+
+    Attributes:
+        node: node name (``context``, ``generate``, ``refine``, ...).
+        message: one human-readable line.
+        data: structured details (small; no full result sets).
+        seconds: wall-clock time of the node's work.
+        usage: model cost of the node's work.
+    """
+
+    node: str
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    seconds: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Answer(BaseModel):
+    """The result of :func:`quorumsql.answer`.
+
+    Attributes:
+        question, evidence: what was asked.
+        db_id: database name.
+        sql: the selected SQL, None when no candidate executed.
+        columns, rows: its execution result (rows as tuples, capped by ``max_rows``).
+        candidates: every candidate with its generator, status and result summary.
+        trace: per-node events.
+        usage: tokens, calls and model seconds, total and per node.
+        seconds: wall-clock time of the whole run.
+        preset: preset name used.
+        error: why no answer could be given (None on success).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    question: str
+    evidence: str | None = None
+    db_id: str = ""
+    sql: str | None = None
+    columns: list[str] = Field(default_factory=list)
+    rows: list[tuple[Any, ...]] = Field(default_factory=list)
+    candidates: list[Candidate] = Field(default_factory=list)
+    trace: list[TraceEvent] = Field(default_factory=list)
+    usage: UsageReport = Field(default_factory=UsageReport)
+    seconds: float = 0.0
+    preset: str = ""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when an executed SQL was selected."""
+        return self.sql is not None and self.error is None
