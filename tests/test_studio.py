@@ -1,0 +1,59 @@
+"""``langgraph dev`` serves the inference graph offline; POST /runs/wait returns an answer."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+PORT = 2025
+
+
+def test_langgraph_dev_runs_the_inference_graph(concert_singer, embedded_env, tmp_path):
+    exe = shutil.which("langgraph", path=str(Path(sys.executable).parent))
+    assert exe, "langgraph-cli[inmem] is a test dependency"
+    env = dict(embedded_env, LANGGRAPH_CLI_NO_ANALYTICS="1", LANGSMITH_TRACING="false")
+    log = open(tmp_path / "langgraph.log", "w")
+    proc = subprocess.Popen(
+        [exe, "dev", "--no-browser", "--no-reload", "--port", str(PORT), "--host", "127.0.0.1"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{PORT}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "langgraph.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{base}/ok", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "langgraph dev did not start in 120 s"
+            time.sleep(1)
+        assistants = httpx.post(f"{base}/assistants/search", json={"graph_id": "inference"}, timeout=30).json()
+        assert assistants and assistants[0]["graph_id"] == "inference"
+        r = httpx.post(
+            f"{base}/runs/wait",
+            json={"assistant_id": "inference",
+                  "input": {"question": "How many singers do we have?", "db": str(concert_singer)}},
+            timeout=600,
+        )
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["rows"] == [[6]] and out["error"] is None
+        assert [e["node"] for e in out["trace"]][:2] == ["context", "generate"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
