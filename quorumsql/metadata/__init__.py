@@ -1,0 +1,31 @@
+"""Per-database metadata: profiles, value index, column index, persisted under the cache.
+
+The metadata-complete context of MCI-SQL (paper 004, section 3.1): column-level statistics
+(:mod:`~quorumsql.metadata.profiler`, :mod:`~quorumsql.metadata.patterns`), inter-column
+relations (:mod:`~quorumsql.metadata.relations`), table-level counts and descriptions; plus
+the value index (:mod:`~quorumsql.metadata.value_index`) and the column index
+(:mod:`~quorumsql.metadata.column_index`). :func:`load_or_build` computes all of it once per
+database state and stores it (:mod:`~quorumsql.metadata.store`).
+"""
+
+from quorumsql.metadata.column_index import ColumnIndex, column_text
+from quorumsql.metadata.descriptions import ColumnDescription, load_descriptions
+from quorumsql.metadata.models import (
+    ColumnPair,
+    ColumnProfile,
+    FunctionalDependency,
+    JoinCandidate,
+    MetadataRecord,
+    TableProfile,
+    ValuePattern,
+)
+from quorumsql.metadata.profiler import ProfileOptions
+from quorumsql.metadata.store import DatabaseMetadata, MetadataBuildError, load, load_or_build
+from quorumsql.metadata.value_index import ValueIndex
+
+__all__ = [
+    "ColumnDescription", "ColumnIndex", "ColumnPair", "ColumnProfile", "DatabaseMetadata",
+    "FunctionalDependency", "JoinCandidate", "MetadataBuildError", "MetadataRecord",
+    "ProfileOptions", "TableProfile", "ValueIndex", "ValuePattern", "column_text", "load",
+    "load_descriptions", "load_or_build",
+]

@@ -1,0 +1,165 @@
+"""M-Schema with metadata, at MCI-SQL's two granularities (paper 004, sections 3.1 and 3.5).
+
+* ``partial``: M-Schema (XiYan-SQL, paper 003, section 3) with column descriptions and
+  representative examples, question-relevant values (from the value index) first.
+* ``complete``: the same plus, per column, value range, value pattern, NULL and distinct
+  counts, and value descriptions; per table, its description, row and column counts; and after
+  the tables, declared and inferred joins, duplicate and similar columns and functional
+  dependencies -- all restricted to the rendered (linked) columns.
+
+Example of a complete column line::
+
+    (Age:INT, Primary Key, Examples: [52, 25, 29], Range: [25, 52], Nulls: 0, Distinct: 6)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from quorumsql.metadata.models import ColumnProfile, MetadataRecord
+from quorumsql.schema_repr.mschema import format_examples, mschema_type, to_mschema
+from quorumsql.schema_repr.selection import Selection, normalize_selection
+
+GRANULARITIES = ("partial", "complete")
+
+STOPWORDS = frozenset(
+    """a an the of in on at to for from by with and or not no is are was were be been being do does did
+    have has had what which who whom whose when where why how many much more most less least all any each
+    every some than then that this these those there their them they it its as into over under between
+    about above below up down out off only same so such both few other own very can will just should now
+    i me my we our you your he him his she her show list give find return tell name names number count
+    please display get total average sum maximum minimum max min""".split()
+)
+
+
+def _merge_examples(question: Sequence[Any] | None, representative: Sequence[Any]) -> list[Any]:
+    out: list[Any] = []
+    for v in [*(question or []), *representative]:
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _range_text(c: ColumnProfile) -> str | None:
+    if c.min_value is None or c.max_value is None:
+        return None
+    mn, mx = c.min_value, c.max_value
+    if isinstance(mn, float) and mn.is_integer():
+        mn = int(mn)
+    if isinstance(mx, float) and mx.is_integer():
+        mx = int(mx)
+    return f"Range: [{mn}, {mx}]"
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def render_metadata_schema(
+    record: MetadataRecord,
+    selection: Selection | None = None,
+    *,
+    granularity: str = "partial",
+    question_examples: Mapping[tuple[str, str], Sequence[Any]] | None = None,
+    max_examples: int = 3,
+    value_description_chars: int = 160,
+) -> str:
+    """Render ``record`` (or the ``selection`` of it) as metadata-partial or -complete M-Schema.
+
+    Args:
+        record: the profiled database (:class:`~quorumsql.metadata.models.MetadataRecord`).
+        selection: linked schema ``{table: [columns] | None}``; None renders everything.
+        granularity: ``partial`` or ``complete``.
+        question_examples: ``{(table, column): values}`` matching the question; shown before
+            the column's representative examples.
+        max_examples: examples per column (M-Schema's rules then apply).
+        value_description_chars: cut value descriptions (complete only) to this length.
+
+    Returns:
+        The schema text.
+
+    Raises:
+        ValueError: unknown granularity.
+    """
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+    schema = record.schema_
+    qex = {(t.lower(), c.lower()): v for (t, c), v in (question_examples or {}).items()}
+    profiles = {c.key: c for c in record.columns}
+    examples = {
+        key: _merge_examples(qex.get(key), p.examples) for key, p in profiles.items()
+    }
+    descriptions = {key: p.description for key, p in profiles.items() if p.description}
+    tdesc = {t.name: t.description for t in record.tables if t.description}
+    if granularity == "partial":
+        return to_mschema(schema, selection, descriptions=descriptions, examples=examples,
+                          table_descriptions=tdesc, max_examples=max_examples)
+
+    chosen = normalize_selection(schema, selection)
+    rendered = {t.name.lower(): {c.lower() for c in cols} for t, cols in chosen}
+
+    def shown(table: str, column: str) -> bool:
+        return column.lower() in rendered.get(table.lower(), ())
+
+    lines = [f"【DB_ID】 {schema.db_id}", "【Schema】"]
+    for table, kept in chosen:
+        tp = record.table(table.name)
+        header = f"# Table: {table.name}"
+        if tp is not None:
+            if tp.description:
+                header += f", {_clip(tp.description, 300)}"
+            header += f" ({tp.row_count} rows, {tp.column_count} columns{', view' if tp.kind == 'view' else ''})"
+        lines += [header, "["]
+        col_lines = []
+        for name in kept:
+            col = table.column(name)
+            assert col is not None
+            key = (table.name.lower(), col.name.lower())
+            p = profiles.get(key)
+            typ = mschema_type(col.type)
+            parts = [f"{col.name}:{typ}"]
+            desc = (p.description if p else None) or col.comment
+            if desc:
+                parts.append(_clip(desc, 200))
+            if col.primary_key:
+                parts.append("Primary Key")
+            ex = format_examples(examples.get(key, col.examples), typ, max_examples)
+            if ex:
+                parts.append(f"Examples: [{', '.join(ex)}]")
+            if p is not None:
+                rng = _range_text(p)
+                if rng:
+                    parts.append(rng)
+                if p.pattern is not None and p.pattern.sample_size:
+                    parts.append(f"Pattern: {p.pattern.summary()}")
+                parts.append(f"Nulls: {p.null_count}")
+                parts.append(f"Distinct: {p.distinct_count}{' (unique)' if p.unique and not col.primary_key else ''}")
+                if p.value_description:
+                    parts.append(f"Values: {_clip(p.value_description, value_description_chars)}")
+            col_lines.append("(" + ", ".join(parts) + ")")
+        lines.append(",\n".join(col_lines))
+        lines.append("]")
+
+    declared = [j for j in record.join_candidates if j.declared and shown(j.table, j.column) and shown(j.ref_table, j.ref_column)]
+    inferred = [j for j in record.join_candidates if not j.declared and shown(j.table, j.column) and shown(j.ref_table, j.ref_column)]
+    if declared:
+        lines.append("【Foreign keys】")
+        lines.extend(str(j) for j in declared)
+    if inferred:
+        lines.append("【Join candidates】")
+        lines.extend(f"{j} ({round(j.containment * 100)}% of values match)" for j in inferred)
+    dups = [p for p in record.duplicates if shown(p.table, p.column) and shown(p.other_table, p.other_column)]
+    if dups:
+        lines.append("【Duplicate columns】")
+        lines.extend(f"{p.table}.{p.column} == {p.other_table}.{p.other_column}" for p in dups)
+    sims = [p for p in record.similar if shown(p.table, p.column) and shown(p.other_table, p.other_column)]
+    if sims:
+        lines.append("【Similar columns】")
+        lines.extend(f"{p.table}.{p.column} ~ {p.other_table}.{p.other_column} ({p.score:.2f})" for p in sims)
+    deps = [d for d in record.dependencies if all(shown(d.table, c) for c in [*d.lhs, d.rhs])]
+    if deps:
+        lines.append("【Functional dependencies】")
+        lines.extend(f"{d.table}: {', '.join(d.lhs)} -> {d.rhs} ({d.cardinality})" for d in deps)
+    return "\n".join(lines)
