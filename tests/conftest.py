@@ -181,3 +181,75 @@ def load_sqlite_into_mysql(sqlite_path: Path, server, database: str) -> str:
 def mysql_concert_singer(mysql_server) -> str:
     """URL of concert_singer copied into the test MariaDB server."""
     return load_sqlite_into_mysql(spider_db("concert_singer"), mysql_server, "concert_singer")
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL: CI installs Debian's postgresql; the fixture runs its own cluster as the
+# `postgres` user (the server refuses to run as root) on a free loopback port.
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """``(host, port, user)`` of a throw-away PostgreSQL cluster on 127.0.0.1 (trust auth)."""
+    import glob
+    import pwd
+
+    pytest.importorskip("psycopg", reason="pip install 'quorumsql[postgres]'")
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    try:
+        pwd.getpwnam("postgres")
+        have_user = True
+    except KeyError:
+        have_user = False
+    if not bins or not have_user:
+        msg = "PostgreSQL server not installed (apt-get install postgresql); .ci/run installs it"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    bindir = Path(bins[-1]).parent
+    root = Path(tempfile.mkdtemp(prefix="qsql-pg-"))
+    datadir = root / "data"
+    shutil.chown(root, "postgres", "postgres")
+    port = _free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*as_pg, str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [*as_pg, str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(root / "server.log"), "-w", "-o",
+         f"-p {port} -c listen_addresses=127.0.0.1 -k {root}", "start"],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield ("127.0.0.1", port, "postgres")
+    finally:
+        subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_concert_singer(postgres_server) -> str:
+    """URL of concert_singer copied into the test PostgreSQL cluster."""
+    import psycopg
+
+    host, port, user = postgres_server
+    src = sqlite3.connect(f"file:{spider_db('concert_singer')}?mode=ro", uri=True)
+    with psycopg.connect(host=host, port=port, user=user, dbname="postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS concert_singer")
+        conn.execute("CREATE DATABASE concert_singer")
+    with psycopg.connect(host=host, port=port, user=user, dbname="concert_singer", autocommit=True) as conn:
+        for (t,) in src.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"):
+            info = src.execute(f'PRAGMA table_info("{t}")').fetchall()
+            cols = [f'"{name}" {"INTEGER" if (typ or "").upper().startswith("INT") else "TEXT"}' for _, name, typ, *_ in info]
+            pks = [r[1] for r in sorted(info, key=lambda r: r[5]) if r[5]]
+            if pks:
+                cols.append("PRIMARY KEY (" + ", ".join(f'"{p}"' for p in pks) + ")")
+            conn.execute(f'CREATE TABLE "{t}" ({", ".join(cols)})')
+            rows = [tuple(None if v is None else (v if isinstance(v, int) else str(v)) for v in r)
+                    for r in src.execute(f'SELECT * FROM "{t}"')]
+            if rows:
+                with conn.cursor() as cur:
+                    cur.executemany(f'INSERT INTO "{t}" VALUES ({", ".join(["%s"] * len(info))})', rows)
+        conn.execute('ALTER TABLE "singer_in_concert" ADD FOREIGN KEY ("concert_ID") REFERENCES "concert"("concert_ID")')
+    src.close()
+    return f"postgresql://{user}@{host}:{port}/concert_singer"
