@@ -1,0 +1,192 @@
+"""``quorumsql bench`` and ``quorumsql report``.
+
+Examples::
+
+    quorumsql bench --dataset spider --data ../shared/data/spider --preset fast --limit 20 --out runs/x
+    quorumsql bench --dataset spider --data ../shared/data/spider --baseline zs-ddl-rows \\
+        --sample 20 --seed 0 --out runs/y
+    quorumsql bench ... --out runs/x --resume        # continue a killed or stopped run
+    quorumsql report runs/x runs/y                   # runs/x/report.{md,html}, diff.json
+
+Exit codes of ``bench``: 0 every question done; 1 some questions still to do (skipped or model
+failures; ``--resume`` retries them); 3 stopped because the model endpoint kept failing;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import tomllib
+from pathlib import Path
+
+from quorumsql.errors import ConfigError, InputError
+
+DEFAULT_EX = {"spider": "spider", "bird": "bird", "jsonl": "bird"}
+
+
+def register(subparsers) -> None:
+    """Add the ``bench`` and ``report`` subcommands to the ``quorumsql`` parser."""
+    from quorumsql.benchmarks.systems import BASELINES
+
+    bench = subparsers.add_parser(
+        "bench", help="run a benchmark (Spider, BIRD or JSONL) into a resumable run directory",
+        description="Answer benchmark questions with a preset or a baseline, score them with the "
+        "official BIRD / Spider semantics and append one line per question to OUT/results.jsonl.",
+    )
+    bench.add_argument("--dataset", required=True, choices=["spider", "bird", "jsonl"])
+    bench.add_argument("--data", required=True, help="dataset directory (spider, bird) or file (bird question file, jsonl)")
+    bench.add_argument("--split", default="dev", help="Spider question file stem (default dev)")
+    bench.add_argument("--out", required=True, help="run directory (RUN_DIR)")
+    system = bench.add_mutually_exclusive_group()
+    system.add_argument("--preset", help="pipeline preset: fast, balanced, accurate (default from settings)")
+    system.add_argument("--preset-file", help="JSON or TOML file with a custom preset (Preset fields)")
+    system.add_argument("--baseline", choices=BASELINES, help="single-call zero-shot baseline instead of the pipeline")
+    bench.add_argument("--limit", type=int, help="first N selected questions")
+    bench.add_argument("--sample", type=int, help="random sample of N questions (with --seed)")
+    bench.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    bench.add_argument("--db-ids", nargs="+", metavar="DB_ID", help="only questions on these databases")
+    bench.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished questions")
+    bench.add_argument("--concurrency", type=int, default=1, help="questions in flight at once (remote endpoints)")
+    bench.add_argument("--timeout", type=float, help="seconds per SQL execution when scoring (default: settings.query_timeout, 30)")
+    bench.add_argument("--ex", choices=["bird", "spider"], help="which EX is the headline (default: the dataset's own)")
+    bench.add_argument("--keep-distinct", action="store_true",
+                       help="Spider EX: keep DISTINCT (the official evaluator removes it by default)")
+    bench.add_argument("--ves", type=int, default=0, metavar="N",
+                       help="also compute R-VES with N timed executions per correct prediction (official: 100)")
+    bench.add_argument("--judge", action="store_true", help="also score with the LLM judge (QSE, SSE; role 'judge')")
+    bench.add_argument("--max-tokens", type=int, help="completion budget of baseline calls (default 384)")
+    bench.add_argument("--max-model-failures", type=int, default=3,
+                       help="stop after this many consecutive questions with model errors (default 3)")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.set_defaults(func=cmd_bench)
+
+    report = subparsers.add_parser(
+        "report", help="Markdown + HTML report comparing run directories, with a per-question diff",
+    )
+    report.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    report.add_argument("--out", help="output directory (default: the first RUN_DIR)")
+    report.set_defaults(func=cmd_report)
+
+
+def _load_preset_file(path: str):
+    from pydantic import ValidationError
+
+    from quorumsql.config import Preset
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"preset file not found: {p}") from None
+    try:
+        data = tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"preset file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    data = data.get("preset", data)
+    data.setdefault("name", p.stem)
+    try:
+        return Preset.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid preset in {p}: {exc}") from None
+
+
+def _build_system(args, settings, dataset):
+    from quorumsql.benchmarks.systems import BaselineSystem, PipelineSystem
+    from quorumsql.llm import get_chat_model
+
+    if args.baseline:
+        return BaselineSystem(
+            args.baseline, llm_factory=lambda: get_chat_model(settings, role="generator"),
+            max_tokens=args.max_tokens or 384, descriptions=dataset.descriptions,
+        )
+    from quorumsql.api import Pipeline
+
+    preset = _load_preset_file(args.preset_file) if args.preset_file else (args.preset or settings.preset)
+    return PipelineSystem(Pipeline(settings, preset=preset), descriptions=dataset.descriptions)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Handler of ``quorumsql bench``; returns the exit code (see the module docstring)."""
+    from quorumsql.benchmarks.datasets import load_dataset
+    from quorumsql.benchmarks.evaluators import Evaluator
+    from quorumsql.benchmarks.judge import Judge
+    from quorumsql.benchmarks.report import load_run, summarize
+    from quorumsql.benchmarks.runner import BenchmarkRunner
+    from quorumsql.config import Settings
+    from quorumsql.llm import get_chat_model
+
+    settings = Settings.load(args.config)
+    dataset = load_dataset(args.dataset, args.data, split=args.split)
+    for w in dataset.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    examples = dataset.select(limit=args.limit, sample=args.sample, seed=args.seed, db_ids=args.db_ids)
+    if not examples:
+        raise InputError("no question selected")
+    missing = sorted({e.db for e in examples if "://" not in e.db and not Path(e.db).is_file()})
+    if missing:
+        print(f"warning: {len(missing)} database file(s) missing, their questions will be skipped: "
+              + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
+    system = _build_system(args, settings, dataset)
+    evaluator = Evaluator(
+        args.ex or DEFAULT_EX[args.dataset],
+        timeout=args.timeout or settings.query_timeout,
+        keep_distinct=args.keep_distinct,
+        ves_iterations=max(0, args.ves),
+    )
+    judge = Judge(get_chat_model(settings, role="judge")) if args.judge else None
+    runner = BenchmarkRunner(
+        system, evaluator, args.out, judge=judge, concurrency=args.concurrency,
+        max_model_failures=args.max_model_failures, descriptions=dataset.descriptions,
+        query_timeout=settings.query_timeout, max_rows=settings.max_rows, progress=not args.no_progress,
+    )
+    dataset_info = {
+        "kind": args.dataset, "path": str(Path(args.data).resolve()), "split": args.split,
+        "selection": {"limit": args.limit, "sample": args.sample, "seed": args.seed, "db_ids": args.db_ids},
+        "loaded": len(dataset.examples), "warnings": dataset.warnings[:50],
+    }
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def _term(signum, frame):  # a kill becomes a clean interruption (run.json records it)
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, _term)
+    try:
+        outcome = runner.run(examples, resume=args.resume, dataset_info=dataset_info)
+    except KeyboardInterrupt:
+        # finished questions are on disk; do not wait for the questions in flight
+        print(f"interrupted: finished questions are saved in {Path(args.out) / 'results.jsonl'}; "
+              "rerun the same command with --resume to continue", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    summary = summarize(load_run(args.out))
+    print(outcome.message)
+    if summary["n"]:
+        ex = "–" if summary["ex"] is None else f"{summary['ex']:.1f}%"
+        print(
+            f"{summary['system']}: EX {ex} over {summary['n']} question(s); per question "
+            f"{summary['prompt_tokens']:.0f} prompt + {summary['completion_tokens']:.0f} completion tokens, "
+            f"{summary['llm_calls']:.2f} LLM calls, {summary['seconds']:.1f} s"
+        )
+        if summary["gold_failures"]:
+            print(f"gold SQL failed on {sum(summary['gold_failures'].values())} question(s) "
+                  f"({', '.join(f'{k} {v}' for k, v in summary['gold_failures'].items())}); scored 0")
+    print(f"results: {Path(args.out) / 'results.jsonl'}")
+    return {"finished": 0, "incomplete": 1, "stopped": 3}.get(outcome.status, 1)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Handler of ``quorumsql report``: writes report.md, report.html and diff.json."""
+    from quorumsql.benchmarks.report import write_report
+
+    paths = write_report(args.runs, args.out)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
