@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -43,6 +44,9 @@ class Pipeline:
         self.preset = get_preset(preset or self.settings.preset)
         self._llm = llm
         self._dbs: dict[str, Database] = {}
+        self._metadata: dict[str, Any] = {}
+        # db key -> ({(table, column): description}, descriptions folder or None)
+        self._descriptions: dict[str, tuple[dict[tuple[str, str], str], str | None]] = {}
         self._lock = threading.Lock()
         self._graph = None
 
@@ -84,8 +88,73 @@ class Pipeline:
         with self._lock:
             return self._dbs.setdefault(key, opened)
 
+    def set_descriptions(
+        self,
+        db: "str | os.PathLike | Database",
+        descriptions: "str | os.PathLike | Mapping[tuple[str, str], str]",
+    ) -> None:
+        """Use column descriptions for ``db`` in every schema rendering from now on.
+
+        Args:
+            db: the database (as passed to :meth:`answer`).
+            descriptions: a BIRD ``database_description`` folder (or the database folder
+                holding one), or ``{(table, column): text}``.
+
+        Raises:
+            ConfigError: the folder does not exist or holds no CSV file.
+        """
+        from quorumsql.metadata.descriptions import load_descriptions
+
+        key = self._key(db)
+        if isinstance(descriptions, Mapping):
+            mapping = {(t.lower(), c.lower()): str(v) for (t, c), v in descriptions.items()}
+            folder = None
+        else:
+            folder = os.fspath(descriptions)
+            mapping = {k: d.text() for k, d in load_descriptions(folder).items() if d.text()}
+        with self._lock:
+            self._descriptions[key] = (mapping, folder)
+            self._metadata.pop(key, None)
+
+    def descriptions(self, db: "str | os.PathLike | Database") -> dict[tuple[str, str], str]:
+        """Column descriptions registered for ``db`` (empty when none)."""
+        with self._lock:
+            return dict(self._descriptions.get(self._key(db), ({}, None))[0])
+
+    @staticmethod
+    def _key(db: "str | os.PathLike | Database") -> str:
+        return db.uri if isinstance(db, Database) else os.fspath(db)
+
+    def metadata(self, db: "str | os.PathLike | Database", *, descriptions_dir: "str | os.PathLike | None" = None):
+        """The database's metadata store (:mod:`quorumsql.metadata`), built on first use.
+
+        Loaded from the cache when the database is unchanged; kept for the pipeline's lifetime.
+        Call it once with ``descriptions_dir`` (BIRD ``database_description`` folder) before
+        answering to have those descriptions used.
+
+        Raises:
+            DatabaseError: the database cannot be read.
+        """
+        from quorumsql.metadata import load_or_build
+
+        database = self.database(db)
+        key = self._key(db)
+        with self._lock:
+            cached = self._metadata.get(key)
+            registered = self._descriptions.get(key, ({}, None))[1]
+        if cached is None or descriptions_dir is not None:
+            cached = load_or_build(database, self.settings, descriptions_dir=descriptions_dir or registered)
+            with self._lock:
+                self._metadata[key] = cached
+        return cached
+
     def answer(
-        self, question: str, db: "str | os.PathLike | Database", *, evidence: str | None = None
+        self,
+        question: str,
+        db: "str | os.PathLike | Database",
+        *,
+        evidence: str | None = None,
+        descriptions: "str | os.PathLike | Mapping[tuple[str, str], str] | None" = None,
     ) -> Answer:
         """Answer ``question`` on ``db``; see :func:`quorumsql.answer`."""
         if not isinstance(question, str) or not question.strip():
@@ -93,7 +162,9 @@ class Pipeline:
         if evidence is not None and not isinstance(evidence, str):
             raise InputError("evidence must be a string")
         database = self.database(db)
-        key = database.uri if isinstance(db, Database) else os.fspath(db)
+        key = self._key(db)
+        if descriptions is not None:
+            self.set_descriptions(db, descriptions)
         start = time.monotonic()
         out: dict[str, Any] = self.graph.invoke(
             {"question": question.strip(), "db": key, "evidence": evidence}
@@ -123,6 +194,7 @@ def answer(
     db: "str | os.PathLike | Database",
     *,
     evidence: str | None = None,
+    descriptions: "str | os.PathLike | Mapping[tuple[str, str], str] | None" = None,
     preset: str | Preset | None = None,
     llm: BaseChatModel | None = None,
     settings: Settings | None = None,
@@ -137,6 +209,8 @@ def answer(
         db: a SQLite file path, a URL (``sqlite:///…``, ``mysql+pymysql://user:pw@host:port/name``,
             ``postgresql://…``) or a :class:`~quorumsql.db.Database`.
         evidence: optional external knowledge (e.g. BIRD's evidence).
+        descriptions: column descriptions: a BIRD ``database_description`` folder or
+            ``{(table, column): text}``; shown in the schema the generators see.
         preset: ``fast``, ``balanced`` (default), ``accurate``, or a :class:`Preset`.
         llm: a LangChain chat model; default: configured endpoint or the embedded local model.
         settings: explicit settings (default: env vars and ``quorumsql.toml``).
@@ -151,4 +225,6 @@ def answer(
         ModelError: the model endpoint failed for every candidate.
         ConfigError: invalid settings or preset.
     """
-    return Pipeline(settings, preset=preset, llm=llm).answer(question, db, evidence=evidence)
+    return Pipeline(settings, preset=preset, llm=llm).answer(
+        question, db, evidence=evidence, descriptions=descriptions
+    )

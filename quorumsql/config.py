@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from quorumsql.errors import ConfigError
 
 ExecutionState = Literal["ok", "none", "empty", "error", "refused", "no_sql", "timeout"]
+SchemaFormat = Literal["mschema", "metadata_partial", "metadata_complete", "ddl"]
 
 
 class Preset(BaseModel):
@@ -38,7 +39,9 @@ class Preset(BaseModel):
         name: preset name.
         temperatures: one generator candidate per entry (sampling temperature, 0 = greedy).
         schema_formats: schema renderings the generators see, crossed with ``temperatures``
-            round-robin (``mschema`` or ``ddl``).
+            round-robin: ``mschema`` (introspected M-Schema), ``metadata_partial`` /
+            ``metadata_complete`` (MCI-SQL granularities from the per-database metadata store,
+            examples matched to the question; built on first use), or ``ddl``.
         refine_rounds: maximum revisions per candidate (0 disables the refiner).
         refine_states: execution states that trigger a revision.
         max_tokens: completion budget per model call (tokens).
@@ -47,7 +50,7 @@ class Preset(BaseModel):
 
     name: str
     temperatures: list[float] = Field(min_length=1)
-    schema_formats: list[Literal["mschema", "ddl"]] = ["mschema"]
+    schema_formats: list[SchemaFormat] = ["mschema"]
     refine_rounds: int = Field(3, ge=0, le=10)
     refine_states: list[ExecutionState] = ["error", "refused", "no_sql", "timeout"]
     max_tokens: int = Field(384, ge=16)

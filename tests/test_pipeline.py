@@ -116,3 +116,21 @@ def test_pipeline_is_reusable_across_databases(concert_singer):
     assert pipe.answer(Q, concert_singer).rows == [(6,)]
     assert pipe.answer("How many pets are there?", spider_db("pets_1")).rows == [(3,)]
     assert pipe.database(concert_singer) is pipe.database(concert_singer)
+
+
+def test_column_descriptions_reach_the_prompt(concert_singer, tmp_path):
+    folder = tmp_path / "database_description"
+    folder.mkdir()
+    (folder / "singer.csv").write_text(
+        "original_column_name,column_name,column_description,data_format,value_description\n"
+        "Is_male,is male,whether the singer is a man,text,T: male; F: female\n",
+        encoding="utf-8",
+    )
+    llm = FakeListChatModel(responses=["```sql\nSELECT count(*) FROM singer WHERE Is_male = 'T'\n```"])
+    ans = answer("How many male singers?", concert_singer, llm=llm, preset="fast", descriptions=folder)
+    prompt = ans.candidates[0].conversation[1].content
+    assert "(Is_male:BOOL, is male; whether the singer is a man, Examples: [F, T])" in prompt
+    # a mapping works too, and is matched case-insensitively
+    pipe = Pipeline(llm=llm, preset="fast")
+    ans = pipe.answer("How many male singers?", concert_singer, descriptions={("SINGER", "is_male"): "T means male"})
+    assert "(Is_male:BOOL, T means male," in ans.candidates[0].conversation[1].content

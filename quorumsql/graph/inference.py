@@ -58,9 +58,17 @@ def build_inference_graph(pipeline: "Pipeline"):
         start = time.monotonic()
         db = pipeline.database(state["db"])
         schema = db.schema()
+        if state.get("descriptions_dir"):
+            pipeline.set_descriptions(state["db"], state["descriptions_dir"])
         texts: dict[str, str] = {}
         for fmt in dict.fromkeys(preset.schema_formats):
-            texts[fmt] = to_mschema(schema) if fmt == "mschema" else to_ddl(schema)
+            if fmt == "mschema":
+                texts[fmt] = to_mschema(schema, descriptions=pipeline.descriptions(state["db"]))
+            elif fmt == "ddl":
+                texts[fmt] = to_ddl(schema)
+            else:  # metadata_partial / metadata_complete
+                granularity = fmt.split("_", 1)[1]
+                texts[fmt] = pipeline.metadata(state["db"]).render(granularity=granularity, question=state["question"])
         event = TraceEvent(
             node="context",
             message=f"{schema.db_id}: {len(schema.tables)} tables, {schema.column_count} columns",

@@ -31,11 +31,13 @@ class InferenceInput(TypedDict, total=False):
         question: the question in plain language.
         db: SQLite path or database URL.
         evidence: optional external knowledge (BIRD-style hint).
+        descriptions_dir: optional BIRD ``database_description`` folder of column descriptions.
     """
 
     question: str
     db: str
     evidence: str | None
+    descriptions_dir: str | None
 
 
 class InferenceOutput(TypedDict, total=False):

@@ -37,8 +37,12 @@ class ColumnDescription:
     data_format: str = ""
     value_description: str = ""
 
-    def text(self) -> str:
-        """The description for prompts: the full name and the description, whitespace collapsed."""
+    def text(self, *, with_values: bool = False) -> str:
+        """The description for prompts: the full name and the description, whitespace collapsed.
+
+        Args:
+            with_values: append the value description (codes, units) too.
+        """
         parts = []
         desc = " ".join(self.description.split())
         full = " ".join(self.full_name.split())
@@ -46,6 +50,9 @@ class ColumnDescription:
             parts.append(full)
         if desc:
             parts.append(desc)
+        values = " ".join(self.value_description.split())
+        if with_values and values and values.lower() not in {p.lower() for p in parts}:
+            parts.append(values)
         return "; ".join(parts)
 
 

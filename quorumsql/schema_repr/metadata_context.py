@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from quorumsql.metadata.models import ColumnProfile, MetadataRecord
-from quorumsql.schema_repr.mschema import format_examples, mschema_type, to_mschema
+from quorumsql.schema_repr.mschema import to_mschema
 from quorumsql.schema_repr.selection import Selection, normalize_selection
 
 GRANULARITIES = ("partial", "complete")
@@ -103,45 +103,40 @@ def render_metadata_schema(
     def shown(table: str, column: str) -> bool:
         return column.lower() in rendered.get(table.lower(), ())
 
-    lines = [f"【DB_ID】 {schema.db_id}", "【Schema】"]
-    for table, kept in chosen:
+    def table_extras(table) -> str:
         tp = record.table(table.name)
-        header = f"# Table: {table.name}"
-        if tp is not None:
-            if tp.description:
-                header += f", {_clip(tp.description, 300)}"
-            header += f" ({tp.row_count} rows, {tp.column_count} columns{', view' if tp.kind == 'view' else ''})"
-        lines += [header, "["]
-        col_lines = []
-        for name in kept:
-            col = table.column(name)
-            assert col is not None
-            key = (table.name.lower(), col.name.lower())
-            p = profiles.get(key)
-            typ = mschema_type(col.type)
-            parts = [f"{col.name}:{typ}"]
-            desc = (p.description if p else None) or col.comment
-            if desc:
-                parts.append(_clip(desc, 200))
-            if col.primary_key:
-                parts.append("Primary Key")
-            ex = format_examples(examples.get(key, col.examples), typ, max_examples)
-            if ex:
-                parts.append(f"Examples: [{', '.join(ex)}]")
-            if p is not None:
-                rng = _range_text(p)
-                if rng:
-                    parts.append(rng)
-                if p.pattern is not None and p.pattern.sample_size:
-                    parts.append(f"Pattern: {p.pattern.summary()}")
-                parts.append(f"Nulls: {p.null_count}")
-                parts.append(f"Distinct: {p.distinct_count}{' (unique)' if p.unique and not col.primary_key else ''}")
-                if p.value_description:
-                    parts.append(f"Values: {_clip(p.value_description, value_description_chars)}")
-            col_lines.append("(" + ", ".join(parts) + ")")
-        lines.append(",\n".join(col_lines))
-        lines.append("]")
+        if tp is None:
+            return ""
+        return f" ({tp.row_count} rows, {tp.column_count} columns{', view' if tp.kind == 'view' else ''})"
 
+    def column_extras(table, col) -> list[str]:
+        p = profiles.get((table.name.lower(), col.name.lower()))
+        if p is None:
+            return []
+        extras = []
+        rng = _range_text(p)
+        if rng:
+            extras.append(rng)
+        if p.pattern is not None and p.pattern.sample_size:
+            extras.append(f"Pattern: {p.pattern.summary()}")
+        extras.append(f"Nulls: {p.null_count}")
+        extras.append(f"Distinct: {p.distinct_count}{' (unique)' if p.unique and not col.primary_key else ''}")
+        if p.value_description:
+            extras.append(f"Values: {_clip(p.value_description, value_description_chars)}")
+        return extras
+
+    text = to_mschema(
+        schema,
+        selection,
+        descriptions={k: _clip(v, 200) for k, v in descriptions.items()},
+        examples=examples,
+        table_descriptions={k: _clip(v, 300) for k, v in tdesc.items()},
+        max_examples=max_examples,
+        column_extras=column_extras,
+        table_extras=table_extras,
+        include_foreign_keys=False,
+    )
+    lines = [text]
     declared = [j for j in record.join_candidates if j.declared and shown(j.table, j.column) and shown(j.ref_table, j.ref_column)]
     inferred = [j for j in record.join_candidates if not j.declared and shown(j.table, j.column) and shown(j.ref_table, j.ref_column)]
     if declared:

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from quorumsql.db.schema import DatabaseSchema
+from quorumsql.db.schema import Column, DatabaseSchema, Table
 from quorumsql.schema_repr.selection import Selection, normalize_selection
 
 _DATE_TYPES = ("DATE", "TIME", "DATETIME", "TIMESTAMP", "YEAR")
@@ -83,6 +83,9 @@ def to_mschema(
     examples: Mapping[tuple[str, str], Sequence[Any]] | None = None,
     table_descriptions: Mapping[str, str] | None = None,
     max_examples: int = 3,
+    column_extras: Callable[[Table, Column], list[str]] | None = None,
+    table_extras: Callable[[Table], str] | None = None,
+    include_foreign_keys: bool = True,
 ) -> str:
     """Render ``schema`` (or the ``selection`` of it) as M-Schema.
 
@@ -95,6 +98,10 @@ def to_mschema(
             question-relevant values from the value index).
         table_descriptions: ``{table: text}`` overriding table comments.
         max_examples: examples per column before M-Schema's rules (0 hides examples).
+        column_extras: extra fields appended to a column's line (richer renderings such as
+            the metadata-complete one build on this).
+        table_extras: text appended to a table's header line.
+        include_foreign_keys: add the 【Foreign keys】 section.
 
     Returns:
         The M-Schema text; foreign keys are listed when both ends are rendered.
@@ -110,6 +117,8 @@ def to_mschema(
         tcomment = tdesc.get(tkey, table.comment)
         if tcomment:
             header += f", {tcomment.strip()}"
+        if table_extras is not None:
+            header += table_extras(table)
         lines += [header, "["]
         col_lines = []
         for name in kept:
@@ -126,6 +135,8 @@ def to_mschema(
             shown = format_examples(exm.get(key, col.examples), typ, max_examples)
             if shown:
                 parts.append(f"Examples: [{', '.join(shown)}]")
+            if column_extras is not None:
+                parts.extend(column_extras(table, col))
             col_lines.append("(" + ", ".join(parts) + ")")
         lines.append(",\n".join(col_lines))
         lines.append("]")
@@ -136,7 +147,7 @@ def to_mschema(
         if fk.column.lower() in rendered.get(fk.table.lower(), ())
         and fk.ref_column.lower() in rendered.get(fk.ref_table.lower(), ())
     ]
-    if fks:
+    if fks and include_foreign_keys:
         lines.append("【Foreign keys】")
         lines.extend(fks)
     return "\n".join(lines)
