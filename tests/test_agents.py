@@ -66,7 +66,30 @@ def test_refiner_stops_when_the_model_repeats_itself(concert_singer):
     db = open_database(concert_singer)
     llm = FakeListChatModel(responses=["```sql\nSELECT bad FROM singer\n```"])
     r = refine(llm, db, "SELECT bad FROM singer", _conversation("x"), rounds=3)
-    assert len(r.attempts) == 1 and r.usage.calls == 1
+    # one greedy revision, one sampled retry, then it gives up
+    assert len(r.attempts) == 1 and r.usage.calls == 2
+    r = refine(llm, db, "SELECT bad FROM singer", _conversation("x"), rounds=3, retry_temperature=None)
+    assert r.usage.calls == 1
+
+
+def test_refiner_aligns_column_names_without_the_model(concert_singer):
+    db = open_database(concert_singer)
+    llm = FakeListChatModel(responses=["unused"])
+    sql = ("SELECT T2.Name FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.Singer_ID = T2.Singer_ID "
+           "WHERE T2.concert_id = 1")
+    r = refine(llm, db, sql, _conversation("x"))
+    assert [a.state for a in r.attempts] == ["error", "ok"] and r.usage.calls == 0
+    assert "T1.Name" in r.sql
+
+
+def test_error_feedback_names_the_real_columns(concert_singer):
+    from quorumsql.agents.error_hints import error_hint
+
+    schema = open_database(concert_singer).schema()
+    hint = error_hint("SELECT song_title FROM singer", "no such column: song_title", schema)
+    assert "Columns of singer: Singer_ID, Name, Country, Song_Name" in hint
+    hint = error_hint("SELECT x FROM singers", "no such table: singers", schema)
+    assert "similar names: singer" in hint
 
 
 def test_refiner_leaves_ok_and_empty_alone_by_default(concert_singer):

@@ -9,7 +9,8 @@ own reasoning and the prompt prefix stays cached):
   NULLs away.
 * ``empty``: no rows, or a count of zero; check value formats against the stored data,
   consider LIKE for text, check join conditions.
-* ``error``: the database rejected the query; the error message is fed back.
+* ``error``: the database rejected the query; the error message is fed back, with a
+  schema-aware hint for unknown columns and tables (:mod:`quorumsql.agents.error_hints`).
 
 QuorumSQL adds ``refused`` (not a single read query), ``timeout`` and ``no_sql`` (the reply held
 no SQL). Which states trigger a revision, and how many rounds, comes from the preset.
@@ -23,6 +24,8 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, ConfigDict, Field
 
+from quorumsql.agents.aligner import align_column_names
+from quorumsql.agents.error_hints import error_hint
 from quorumsql.agents.sql_text import extract_sql, result_key
 from quorumsql.db import Database, ExecutionResult
 from quorumsql.llm import Usage, invoke
@@ -31,7 +34,7 @@ from quorumsql.records import Attempt
 _FORMAT = "Reply with only the corrected SQL in a ```sql block, no explanation."
 
 FEEDBACK = {
-    "error": "The query failed with this error:\n{error}\nFix the query. " + _FORMAT,
+    "error": "The query failed with this error:\n{error}\n{hint}Fix the query. " + _FORMAT,
     "refused": (
         "The query was refused: {error}\nOnly one read-only SELECT statement is allowed "
         "(no data changes, no several statements). " + _FORMAT
@@ -105,6 +108,10 @@ class Refinement(BaseModel):
         return result_key(self.result.rows)
 
 
+def _key(sql: str) -> str:
+    return " ".join(sql.split()).lower()
+
+
 def _attempt(sql: str | None, state: str, result: ExecutionResult | None) -> Attempt:
     return Attempt(
         sql=sql,
@@ -123,6 +130,7 @@ def refine(
     rounds: int = 3,
     refine_states: Collection[str] = ("error", "refused", "timeout", "no_sql"),
     max_tokens: int = 384,
+    retry_temperature: float | None = 0.8,
 ) -> Refinement:
     """Execute ``sql`` and revise it while its state is in ``refine_states``.
 
@@ -134,10 +142,15 @@ def refine(
         rounds: maximum number of revisions.
         refine_states: states that trigger a revision.
         max_tokens: completion budget per revision.
+        retry_temperature: when the greedy revision repeats an SQL already tried, ask once
+            more at this temperature (None: don't).
+
+    Each round first tries the rule-based column alignment (:mod:`quorumsql.agents.aligner`)
+    for errors; only when it cannot fix the query is the model asked.
 
     Returns:
         The final SQL, its state and result, every attempt, and the model cost. A revision that
-        repeats an SQL already tried ends the loop.
+        still repeats an SQL already tried ends the loop.
 
     Raises:
         ModelError: the model endpoint failed during a revision.
@@ -147,26 +160,40 @@ def refine(
     attempts: list[Attempt] = []
     tried: set[str] = set()
     current = sql
+    revisions = 0
     while True:
         if current is None:
             state, result = "no_sql", None
         else:
             result = db.try_execute(current)
             state = classify(result)
-            tried.add(" ".join(current.split()).lower())
+            tried.add(_key(current))
         attempts.append(_attempt(current, state, result))
-        if state not in refine_states or len(attempts) > rounds:
+        if state not in refine_states or revisions >= rounds:
             break
+        revisions += 1
+        if state == "error" and current is not None:
+            aligned = align_column_names(current, db.schema())
+            if aligned is not None and _key(aligned) not in tried:
+                current = aligned  # a rule fixed the names: no model call needed
+                continue
         error = result.error if result is not None and result.error else ""
-        history.append(HumanMessage(FEEDBACK[state].format(error=error)))
-        text, call_usage = invoke(llm, history, temperature=0.0, max_tokens=max_tokens)
-        usage = usage + call_usage
+        hint = error_hint(current, error, db.schema()) if state == "error" and current else ""
+        history.append(HumanMessage(FEEDBACK[state].format(error=error, hint=hint + "\n" if hint else "")))
+        revised = None
+        for temperature in (0.0, retry_temperature):
+            text, call_usage = invoke(llm, history, temperature=temperature, max_tokens=max_tokens)
+            usage = usage + call_usage
+            revised = extract_sql(text)
+            if revised is not None and _key(revised) not in tried:
+                break  # something new to try
+            if retry_temperature is None:
+                break
         history.append(AIMessage(text))
-        revised = extract_sql(text)
-        if revised is not None and " ".join(revised.split()).lower() in tried:
-            break  # the model stands by an SQL already tried
         if revised is None and current is not None:
             break  # the model gave up; keep the last SQL
+        if revised is not None and _key(revised) in tried:
+            break  # the model stands by an SQL already tried
         current = revised
     # the final answer is the last SQL that ran, else the last SQL at all
     final = next(
