@@ -36,6 +36,8 @@ def test_fixes(db_id, sql, fixed):
         ("concert_singer", "SELECT nosuch FROM singer"),  # no close column
         ("concert_singer", "WITH c AS (SELECT Name FROM singer) SELECT nme FROM c"),  # CTEs left alone
         ("concert_singer", "SELECT FROM WHERE"),  # does not parse
+        # moving T1.ModelId to T2 would make the join condition a tautology
+        ("car_1", "SELECT T1.Horsepower FROM cars_data AS T1 JOIN model_list AS T2 ON T1.ModelId = T2.ModelId"),
     ],
 )
 def test_leaves_alone(db_id, sql):

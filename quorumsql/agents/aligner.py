@@ -15,7 +15,8 @@ Rules, for each column reference that does not resolve:
 3. unqualified ``col`` matching exactly one column of the query's tables after normalization:
    use that column.
 
-Queries that read tables unknown to the schema (CTEs, derived tables) are left alone.
+Queries that read tables unknown to the schema (CTEs, derived tables) are left alone, and a
+rewrite that would compare a column with itself (``T2.id = T2.id``) is refused.
 """
 
 from __future__ import annotations
@@ -101,4 +102,10 @@ def align_column_names(sql: str, schema: DatabaseSchema) -> str | None:
             if len(found) == 1:
                 col.set("this", exp.to_identifier(found[0][1]))
                 changed = True
-    return tree.sql(dialect=dialect) if changed else None
+    if not changed:
+        return None
+    for cmp in tree.find_all(exp.EQ, exp.NEQ):
+        # moving a reference must not turn a join condition into "x = x"
+        if isinstance(cmp.left, exp.Column) and cmp.left == cmp.right:
+            return None
+    return tree.sql(dialect=dialect)

@@ -76,6 +76,7 @@ def generate_sql(
     dialect: str = "sqlite",
     temperature: float = 0.0,
     max_tokens: int = 384,
+    seed: int | None = None,
 ) -> Generation:
     """Ask ``llm`` for one SQL query answering ``question`` over ``schema_text``.
 
@@ -87,6 +88,7 @@ def generate_sql(
         dialect: sqlglot dialect of the target database.
         temperature: sampling temperature (0 = greedy).
         max_tokens: completion budget.
+        seed: sampling seed sent to the endpoint (reproducible sampled candidates).
 
     Returns:
         The extracted SQL (or None), the raw reply, the conversation and the cost.
@@ -95,7 +97,8 @@ def generate_sql(
         ModelError: the model endpoint failed.
     """
     messages = build_messages(question, schema_text, evidence=evidence, dialect=dialect)
-    text, usage = invoke(llm, messages, temperature=temperature, max_tokens=max_tokens)
+    options = {"seed": seed} if seed is not None else {}
+    text, usage = invoke(llm, messages, temperature=temperature, max_tokens=max_tokens, **options)
     from langchain_core.messages import AIMessage
 
     return Generation(sql=extract_sql(text), raw=text, messages=[*messages, AIMessage(text)], usage=usage)

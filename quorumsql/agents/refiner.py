@@ -131,6 +131,7 @@ def refine(
     refine_states: Collection[str] = ("error", "refused", "timeout", "no_sql"),
     max_tokens: int = 384,
     retry_temperature: float | None = 0.8,
+    seed: int = 0,
 ) -> Refinement:
     """Execute ``sql`` and revise it while its state is in ``refine_states``.
 
@@ -144,6 +145,7 @@ def refine(
         max_tokens: completion budget per revision.
         retry_temperature: when the greedy revision repeats an SQL already tried, ask once
             more at this temperature (None: don't).
+        seed: sampling seed of that retry (reproducible runs).
 
     Each round first tries the rule-based column alignment (:mod:`quorumsql.agents.aligner`)
     for errors; only when it cannot fix the query is the model asked.
@@ -182,7 +184,8 @@ def refine(
         history.append(HumanMessage(FEEDBACK[state].format(error=error, hint=hint + "\n" if hint else "")))
         revised = None
         for temperature in (0.0, retry_temperature):
-            text, call_usage = invoke(llm, history, temperature=temperature, max_tokens=max_tokens)
+            options = {"seed": seed + revisions} if temperature else {}
+            text, call_usage = invoke(llm, history, temperature=temperature, max_tokens=max_tokens, **options)
             usage = usage + call_usage
             revised = extract_sql(text)
             if revised is not None and _key(revised) not in tried:

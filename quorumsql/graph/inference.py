@@ -107,6 +107,7 @@ def build_inference_graph(pipeline: "Pipeline"):
                 dialect=task["dialect"],
                 temperature=task["temperature"],
                 max_tokens=preset.max_tokens,
+                seed=int(task["candidate_id"][1:]) if task["temperature"] else None,
             )
         except ModelError as exc:
             cand.status, cand.error = "model_error", str(exc)
@@ -166,6 +167,7 @@ def build_inference_graph(pipeline: "Pipeline"):
                 rounds=preset.refine_rounds,
                 refine_states=preset.refine_states,
                 max_tokens=preset.max_tokens,
+                seed=100 * int(cand.id[1:]),
             )
         except ModelError as exc:
             done = cand.model_copy(update={"status": "model_error", "error": str(exc)})
