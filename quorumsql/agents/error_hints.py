@@ -1,7 +1,8 @@
 """Schema-aware hints for database errors, so that small models can fix unknown names.
 
-Told only ``no such column: pet_type``, a 1.5B model usually repeats the same query (19 of 26
-failures in a 60-question Spider sample). Naming the real columns of the tables the query uses,
+Told only ``no such column: pet_type``, a 1.5B model usually repeats the same query (in a
+60-question Spider sample, 19 of 26 failures were unknown-column errors whose revision brought
+no new SQL). Naming the real columns of the tables the query uses,
 and the closest spellings, gives it what it needs. The error texts of SQLite, MySQL/MariaDB and
 PostgreSQL are recognised.
 """
