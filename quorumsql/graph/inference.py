@@ -90,6 +90,7 @@ def build_inference_graph(pipeline: "Pipeline"):
                     candidate_id=f"c{i}",
                     generator=f"icl/{formats[i % len(formats)]}",
                     temperature=t,
+                    seed=i if t else None,  # seeded sampling: reproducible runs
                 ),
             )
             for i, t in enumerate(preset.temperatures)
@@ -107,7 +108,7 @@ def build_inference_graph(pipeline: "Pipeline"):
                 dialect=task["dialect"],
                 temperature=task["temperature"],
                 max_tokens=preset.max_tokens,
-                seed=int(task["candidate_id"][1:]) if task["temperature"] else None,
+                seed=task["seed"],
             )
         except ModelError as exc:
             cand.status, cand.error = "model_error", str(exc)
@@ -146,14 +147,12 @@ def build_inference_graph(pipeline: "Pipeline"):
         return {"candidates": updated, "trace": [event]}
 
     def route_refine(state: InferenceState) -> list[Send] | str:
-        todo = [
-            c
-            for c in state["candidates"]
+        sends = [
+            Send("refine", RefineTask(db=state["db"], candidate=c, seed=100 * i))
+            for i, c in enumerate(state["candidates"])
             if c.duplicate_of is None and c.status != "model_error"
         ]
-        if not todo:
-            return "select"
-        return [Send("refine", RefineTask(db=state["db"], candidate=c)) for c in todo]
+        return sends or "select"
 
     def refine_node(task: RefineTask) -> dict:
         start = time.monotonic()
@@ -167,7 +166,7 @@ def build_inference_graph(pipeline: "Pipeline"):
                 rounds=preset.refine_rounds,
                 refine_states=preset.refine_states,
                 max_tokens=preset.max_tokens,
-                seed=100 * int(cand.id[1:]),
+                seed=task["seed"],
             )
         except ModelError as exc:
             done = cand.model_copy(update={"status": "model_error", "error": str(exc)})

@@ -79,6 +79,7 @@ class GenerateTask(TypedDict):
     candidate_id: str
     generator: str
     temperature: float
+    seed: int | None
 
 
 class RefineTask(TypedDict):
@@ -86,3 +87,4 @@ class RefineTask(TypedDict):
 
     db: str
     candidate: Candidate
+    seed: int
