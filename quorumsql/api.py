@@ -95,6 +95,8 @@ class Pipeline:
     ) -> None:
         """Use column descriptions for ``db`` in every schema rendering from now on.
 
+        Registering the same descriptions again is free (no re-read, cached metadata kept).
+
         Args:
             db: the database (as passed to :meth:`answer`).
             descriptions: a BIRD ``database_description`` folder (or the database folder
@@ -106,11 +108,17 @@ class Pipeline:
         from quorumsql.metadata.descriptions import load_descriptions
 
         key = self._key(db)
+        with self._lock:
+            current = self._descriptions.get(key)
         if isinstance(descriptions, Mapping):
             mapping = {(t.lower(), c.lower()): str(v) for (t, c), v in descriptions.items()}
             folder = None
+            if current is not None and current == (mapping, None):
+                return  # unchanged: keep the cached metadata store
         else:
             folder = os.fspath(descriptions)
+            if current is not None and current[1] == folder:
+                return  # the same folder, already read
             mapping = {k: d.text() for k, d in load_descriptions(folder).items() if d.text()}
         with self._lock:
             self._descriptions[key] = (mapping, folder)

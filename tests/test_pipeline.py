@@ -134,3 +134,21 @@ def test_column_descriptions_reach_the_prompt(concert_singer, tmp_path):
     pipe = Pipeline(llm=llm, preset="fast")
     ans = pipe.answer("How many male singers?", concert_singer, descriptions={("SINGER", "is_male"): "T means male"})
     assert "(Is_male:BOOL, T means male," in ans.candidates[0].conversation[1].content
+
+
+def test_registering_the_same_descriptions_again_keeps_the_cache(concert_singer, tmp_path):
+    folder = tmp_path / "database_description"
+    folder.mkdir()
+    (folder / "singer.csv").write_text(
+        "original_column_name,column_name,column_description,data_format,value_description\n"
+        "Age,age,age in years,integer,\n", encoding="utf-8")
+    pipe = Pipeline(llm=FakeListChatModel(responses=["SELECT 1"]), preset="fast")
+    pipe.set_descriptions(concert_singer, folder)
+    sentinel = object()
+    pipe._metadata[str(concert_singer)] = sentinel  # stands for a loaded store
+    pipe.set_descriptions(concert_singer, folder)
+    pipe.set_descriptions(concert_singer, folder)
+    assert pipe._metadata[str(concert_singer)] is sentinel
+    assert pipe.descriptions(concert_singer)[("singer", "age")] == "age in years"
+    pipe.set_descriptions(concert_singer, {("singer", "Age"): "years"})  # a change does reset it
+    assert str(concert_singer) not in pipe._metadata
