@@ -74,10 +74,8 @@ class FakeOpenAI:
 
 
 @pytest.fixture()
-def dev():
-    if not (SPIDER / "dev.json").is_file():
-        pytest.skip(f"Spider data not found at {SPIDER}")
-    return json.loads((SPIDER / "dev.json").read_text())
+def dev(spider_data):
+    return json.loads((spider_data / "dev.json").read_text())
 
 
 def cli_env(tmp_path: Path, url: str) -> dict[str, str]:
@@ -134,6 +132,7 @@ def test_kill_and_resume_then_report(tmp_path, dev, monkeypatch, capsys):
         assert ex["dev/0"] == 1 and ex["dev/2"] == 1 and ex["dev/4"] == 1
         assert ex["dev/3"] == 0 and ex["dev/5"] == 0
         assert "EX" in resumed.stdout and "results:" in resumed.stdout
+        assert "s answering (system time;" in resumed.stdout
         assert json.loads((out / "run.json").read_text())["status"] == "finished"
         assert all(r["usage"]["completion_tokens"] >= 12 for r in after)
 

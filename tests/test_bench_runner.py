@@ -1,5 +1,8 @@
 """Loaders, runner, resumption, bad input, baselines and the LLM judge, with fake chat models.
 
+Crash safety: a kill at every byte of the last record, interruptions, a full disk, a second run
+into the same directory and a resume with another configuration, with a scripted fake system.
+
 BIRD-layout fixtures are built from real Spider databases in ``tmp_path`` (the BIRD .sqlite
 files are not available): ``dev_databases/<db>/<db>.sqlite`` + ``dev.json`` +
 ``database_description/*.csv``.
@@ -8,7 +11,12 @@ files are not available): ``dev_databases/<db>/<db>.sqlite`` + ``dev.json`` +
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,9 +28,14 @@ from quorumsql.benchmarks import (
     BaselineSystem, BenchmarkRunner, Evaluator, Judge, PipelineSystem, load_bird, load_dataset,
     load_jsonl, load_spider, read_results,
 )
+from quorumsql.benchmarks import runner as runner_mod
 from quorumsql.benchmarks.judge import parse_verdict
+from quorumsql.benchmarks.report import SYSTEM_SECONDS_MEAN, load_run, markdown_report, summarize
+from quorumsql.benchmarks.systems import Prediction
 from quorumsql.config import Settings
 from quorumsql.errors import ConfigError, InputError
+from quorumsql.llm import Usage
+from tests.conftest import require_shared, skip_or_fail
 
 SPIDER = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "spider"
 BIRD_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bird_minidev_format"
@@ -57,10 +70,55 @@ class DyingModel(FakeListChatModel):
         return super()._call(messages, *args, **kwargs)
 
 
+class ScriptedSystem:
+    """A system under test that answers from a script: ``{question: sql}``.
+
+    It records every question it is asked, sleeps ``sleep`` seconds per answer, reports no
+    time of its own (``Prediction.seconds`` stays 0: the runner must measure), raises
+    ``interrupt_on`` questions as a Ctrl-C would, and waits on ``gate`` when one is given.
+    """
+
+    def __init__(self, answers: dict[str, str], *, name: str = "scripted", sleep: float = 0.0,
+                 model: str = "scripted-model @ http://127.0.0.1:8001/v1", interrupt_on: str | None = None,
+                 gate: threading.Event | None = None) -> None:
+        self.answers = answers
+        self.name = name
+        self.sleep = sleep
+        self.model = model
+        self.interrupt_on = interrupt_on
+        self.gate = gate
+        self.asked: list[str] = []
+
+    def describe(self) -> dict:
+        return {"system": self.name, "kind": "scripted", "model": self.model}
+
+    def predict(self, question, db, *, evidence=None, db_id=""):
+        self.asked.append(question)
+        if question == self.interrupt_on:
+            raise KeyboardInterrupt
+        if self.gate is not None:
+            self.gate.wait(10)
+        time.sleep(self.sleep)
+        sql = self.answers.get(question, "SELECT 'wrong'")
+        return Prediction(sql=sql, candidates=[{"id": "c0", "sql": sql, "votes": 1}], agreement=1.0,
+                          usage=Usage(calls=1, prompt_tokens=10, completion_tokens=5))
+
+
+@pytest.fixture
+def fixed_code_version(monkeypatch):
+    """``code_version()`` runs git twice; the loops below start hundreds of runs."""
+    monkeypatch.setattr(runner_mod, "code_version",
+                        lambda: {"quorumsql": "test", "git_commit": None, "git_dirty": None})
+
+
+def quiet_runner(system, out, logs=None, evaluator=None, **kwargs) -> BenchmarkRunner:
+    return BenchmarkRunner(system, evaluator or Evaluator("spider"), out, progress=False,
+                           log=(logs.append if logs is not None else (lambda m: None)), **kwargs)
+
+
 @pytest.fixture(scope="module")
 def spider_root():
-    if not (SPIDER / "dev.json").is_file():
-        pytest.skip(f"Spider data not found at {SPIDER}")
+    require_shared(SPIDER / "dev.json", "Spider dev.json")  # skips, or fails when CI is set
     return SPIDER
 
 
@@ -126,8 +184,7 @@ def test_selection_limit_sample_seed_db_ids(spider_root):
 
 
 def test_bird_loader_on_minidev_and_descriptions():
-    if not (BIRD_MINI / "mini_dev_sqlite.json").is_file():
-        pytest.skip("BIRD mini-dev files not found")
+    require_shared(BIRD_MINI / "mini_dev_sqlite.json", "BIRD mini-dev questions")
     ds = load_bird(BIRD_MINI)
     assert len(ds.examples) == 500
     ex = ds.examples[0]
@@ -177,8 +234,9 @@ def test_bird_layout_end_to_end_with_bad_gold_and_missing_db(tmp_path, spider_ro
         sql_reply("SELECT avg(weight) FROM pets"),          # 13: gold errors
     ]
     out = tmp_path / "run"
-    runner = BenchmarkRunner(PipelineSystem(fake_pipeline(answers)), Evaluator("bird", timeout=0.5),
-                             out, progress=False, log=lambda m: None)
+    # the same model class in both sessions: resuming with another model is refused
+    runner = BenchmarkRunner(PipelineSystem(fake_pipeline([], llm=RecordingFake(responses=answers))),
+                             Evaluator("bird", timeout=0.5), out, progress=False, log=lambda m: None)
     outcome = runner.run(ds.examples, dataset_info={"kind": "bird"})
     assert outcome.status == "incomplete" and outcome.done == 4 and outcome.skipped == 1
     recs = {r["id"]: r for r in read_results(out)[0]}
@@ -234,12 +292,11 @@ def test_dying_endpoint_stops_cleanly_and_resume_continues(tmp_path, spider_root
     # a killed writer left half a line behind: it is cut, and nothing finished is redone
     with open(out / "results.jsonl", "a") as fh:
         fh.write('{"id": "dev/2", "status": "do')
-    llm = RecordingFake(responses=[sql_reply("SELECT count(*) FROM singer")])
-    llm.seen = []
+    llm = DyingModel(responses=[sql_reply("SELECT count(*) FROM singer")], alive=1000)  # back up
     outcome = BenchmarkRunner(PipelineSystem(fake_pipeline([], llm=llm)), Evaluator("spider"), out,
                               progress=False, log=logs.append).run(examples, resume=True)
     assert outcome.status == "finished" and outcome.done_now == 4 and outcome.done == 6
-    assert len(llm.seen) == 4
+    assert llm.calls == 4
     assert any("partial last line" in m for m in logs)
     recs, warnings = read_results(out)
     assert [r["id"] for r in recs] == [f"dev/{i}" for i in range(6)] and warnings == []
@@ -312,3 +369,341 @@ def test_judge_qse_sse_in_runner(tmp_path, spider_root):
     v = Judge(sse_llm).sse("SELECT name FROM singer WHERE age > 29", "SELECT name FROM singer WHERE age >= 30")
     assert v.score == 1 and "SQL A (reference)" in sse_llm.seen[0][-1].content
     assert Judge(sse_llm).qse("q", None, "schema").score == 0
+
+
+# ------------------------------------------------------------------- crash and resume safety
+def three_questions(spider_root):
+    """Three concert_singer counting questions (short records); the last carries multi-byte characters."""
+    examples = [e for e in load_spider(spider_root).select(db_ids=["concert_singer"])
+                if e.gold_sql.lower().startswith("select count(*)")][:3]
+    examples[2] = examples[2].model_copy(update={"question": examples[2].question + " (âge, « chanteurs » ☕)"})
+    return examples
+
+
+def test_kill_at_every_byte_of_the_last_record(tmp_path, spider_root, fixed_code_version, monkeypatch):
+    # what reaches the disk is tested below (writer, run.json); here only what the runner keeps,
+    # so fsync is skipped to keep a thousand resumed runs fast
+    monkeypatch.setattr(runner_mod.os, "fsync", lambda fd: None)
+    examples = three_questions(spider_root)
+    ids = [e.id for e in examples]
+    # first session: dev/0 right, dev/1 wrong, dev/2 right
+    script = {examples[0].question: examples[0].gold_sql, examples[1].question: "SELECT count(*) FROM stadium",
+              examples[2].question: examples[2].gold_sql}
+    pristine = tmp_path / "pristine"
+    quiet_runner(ScriptedSystem(script), pristine).run(examples)
+    data = (pristine / "results.jsonl").read_bytes()
+    head_end = data.rstrip(b"\n").rfind(b"\n") + 1
+    head, last = data[:head_end], data[head_end:]
+    assert head.count(b"\n") == 2 and last.endswith(b"\n") and last.count(b"\n") == 1
+    assert any(b >= 0x80 for b in last)  # cuts inside multi-byte characters are among the offsets
+    assert [json.loads(line)["metrics"]["ex"] for line in data.splitlines()] == [1, 0, 1]
+    killed_doc = json.loads((pristine / "run.json").read_text())
+    killed_doc.update(status="running", counts={})
+    # the resumed session answers dev/2 wrongly, so a redone question shows in the figures
+    resume_script = {**script, examples[2].question: "SELECT 'wrong'"}
+
+    work = tmp_path / "work"
+    logs: list[str] = []
+    system = ScriptedSystem(resume_script)
+    runner = quiet_runner(system, work, logs)  # one runner (and open database) for every resume
+    work.mkdir()
+    for cut in range(len(last) + 1):  # the state a kill at this byte leaves behind
+        (work / "results.jsonl").write_bytes(head + last[:cut])
+        (work / "run.json").write_text(json.dumps(killed_doc))
+        complete = cut >= len(last) - 1  # the whole JSON object reached the file
+        logs.clear()
+        system.asked.clear()
+        outcome = runner.run(examples, resume=True)
+        where = f"cut at byte {cut} of {len(last)}"
+
+        after = (work / "results.jsonl").read_bytes()
+        lines = after.splitlines(keepends=True)
+        assert after.startswith(head), where  # earlier records untouched
+        assert len(lines) == 3 and all(line.endswith(b"\n") for line in lines), where
+        records = [json.loads(line) for line in lines]
+        assert [r["id"] for r in records] == ids, where
+        if complete:  # kept byte for byte, not asked again
+            assert lines[2] == last and system.asked == [] and outcome.done_now == 0, where
+        else:  # exactly the lost question is answered again, once
+            assert system.asked == [examples[2].question] and outcome.done_now == 1, where
+            assert records[2]["pred_sql"] == "SELECT 'wrong'", where
+
+        # what the runner announced and counted is what the file holds
+        assert [m for m in logs if m.startswith("resuming:")] == [
+            f"resuming: {3 if complete else 2} of 3 questions already done"], where
+        repairs = [m for m in logs if "results.jsonl" in m]
+        if cut in (0, len(last)):
+            assert repairs == [], where
+        elif complete:
+            assert len(repairs) == 1 and "added the newline" in repairs[0], where
+        else:
+            assert len(repairs) == 1 and f"dropped a partial last line of {cut} bytes" in repairs[0], where
+        ex = [r["metrics"]["ex"] for r in records]
+        assert ex == [1, 0, 1 if complete else 0], where
+        assert outcome.status == "finished" and outcome.done == 3, where
+        assert outcome.message == f"all 3 questions done, EX {100 * sum(ex) / 3:.1f}%", where
+        meta = json.loads((work / "run.json").read_text())
+        assert meta["status"] == "finished" and meta["counts"]["done"] == 3, where
+        summary = summarize(load_run(work))
+        assert summary["n"] == 3 and summary["ex"] == pytest.approx(100 * sum(ex) / 3), where
+
+
+def test_repair_before_reading_keeps_a_complete_unterminated_record(tmp_path, spider_root, fixed_code_version):
+    # the reported failure: all three records written, the last newline lost
+    examples = three_questions(spider_root)
+    out = tmp_path / "run"
+    quiet_runner(ScriptedSystem({e.question: e.gold_sql for e in examples}), out).run(examples)
+    path = out / "results.jsonl"
+    path.write_bytes(path.read_bytes()[:-1])
+    assert len(read_results(out)[0]) == 3  # a reader sees three results before the resume
+    system = ScriptedSystem({})
+    outcome = quiet_runner(system, out).run(examples, resume=True)
+    assert outcome.message == "all 3 questions done, EX 100.0%" and system.asked == []
+    assert len(path.read_bytes().splitlines()) == 3 and path.read_bytes().endswith(b"\n")
+    assert len(read_results(out)[0]) == 3
+
+
+def test_repair_tail_reads_only_the_end_of_a_long_file(tmp_path):
+    # the tail is found by walking back from the end in blocks: a last line longer than a block
+    path = tmp_path / "results.jsonl"
+    first = json.dumps({"id": "a", "status": "done"}) + "\n"
+    long_record = json.dumps({"id": "b", "status": "done", "pad": "x" * 200_000})
+    path.write_text(first + long_record)
+    assert "added the newline" in runner_mod.repair_results_tail(path)
+    assert path.read_text() == first + long_record + "\n"
+    assert runner_mod.repair_results_tail(path) is None
+    path.write_text(first + long_record[:150_000])
+    assert "of 150000 bytes" in runner_mod.repair_results_tail(path)
+    assert path.read_text() == first
+    path.write_text(long_record[:70_000])  # no newline at all: the whole file is the partial line
+    runner_mod.repair_results_tail(path)
+    assert path.read_bytes() == b""
+
+
+def test_system_seconds_exclude_gold_execution_and_scoring(tmp_path, spider_root, monkeypatch, capsys):
+    examples = load_spider(spider_root).select(db_ids=["concert_singer"], limit=2)
+    real_evaluate = Evaluator.evaluate
+
+    def slow_evaluate(self, db, pred_sql, gold_sql):  # scoring that takes 0.5 s
+        time.sleep(0.5)
+        return real_evaluate(self, db, pred_sql, gold_sql)
+
+    monkeypatch.setattr(Evaluator, "evaluate", slow_evaluate)
+    out = tmp_path / "run"
+    system = ScriptedSystem({e.question: e.gold_sql for e in examples}, sleep=0.3)
+    quiet_runner(system, out).run(examples)
+    recs, _ = read_results(out)
+    # with the 0.5 s of scoring counted, every figure below would be at least 0.8 s
+    for r in recs:  # the system's own time only; the old field keeps the whole question
+        assert 0.3 <= r["system_seconds"] < 0.6
+        assert r["seconds"] >= r["system_seconds"] + 0.5
+    run = load_run(out)
+    s = summarize(run)
+    assert 0.3 <= s["system_seconds"] < 0.6 and 0.3 <= s["system_seconds_median"] < 0.6
+    assert s["seconds"] >= 0.8 and s["system_seconds_fallback"] == 0 and run.warnings == []
+    row = next(line for line in markdown_report([run]).splitlines() if line.startswith(f"| {SYSTEM_SECONDS_MEAN}"))
+    assert row.split("|")[2].strip() == f"{s['system_seconds']:.1f}"
+
+
+def test_resume_refuses_a_changed_configuration(tmp_path, spider_root, fixed_code_version):
+    examples = load_spider(spider_root).select(db_ids=["concert_singer"], limit=3)
+    script = {e.question: e.gold_sql for e in examples}
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        quiet_runner(ScriptedSystem(script, interrupt_on=examples[2].question), out).run(examples)
+    before = {name: (out / name).read_bytes() for name in ("results.jsonl", "run.json")}
+    refused = [
+        (dict(evaluator=Evaluator("bird")), "evaluation.primary_ex: 'spider' -> 'bird'"),
+        (dict(evaluator=Evaluator("spider", keep_distinct=True)), "evaluation.keep_distinct: False -> True"),
+        (dict(evaluator=Evaluator("spider", timeout=5.0)), "evaluation.timeout: 30.0 -> 5.0"),
+        (dict(max_rows=10), "config.max_rows: 10000 -> 10"),
+        (dict(system=ScriptedSystem(script, model="other-model @ http://127.0.0.1:8001/v1")),
+         "system.model: 'scripted-model' -> 'other-model'"),
+    ]
+    for kwargs, difference in refused:
+        system = kwargs.pop("system", ScriptedSystem(script))
+        with pytest.raises(ConfigError, match="another configuration") as err:
+            quiet_runner(system, out, **kwargs).run(examples, resume=True)
+        assert difference in str(err.value) and system.asked == []
+        assert {name: (out / name).read_bytes() for name in before} == before  # nothing touched
+    # another endpoint address for the same model (a restarted server) and more threads are fine
+    system = ScriptedSystem(script, model="scripted-model @ http://127.0.0.1:9999/v1")
+    outcome = quiet_runner(system, out, concurrency=2).run(examples, resume=True)
+    assert outcome.status == "finished" and system.asked == [examples[2].question]
+
+
+def test_interrupted_run_records_the_counts_of_the_file(tmp_path, spider_root, fixed_code_version):
+    examples = load_spider(spider_root).select(db_ids=["concert_singer"], limit=4)
+    script = {e.question: e.gold_sql for e in examples}
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        quiet_runner(ScriptedSystem(script, interrupt_on=examples[2].question), out).run(examples)
+    meta = json.loads((out / "run.json").read_text())
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert meta["status"] == "interrupted" and meta["counts"]["done"] == len(lines) == 2
+    system = ScriptedSystem(script)
+    outcome = quiet_runner(system, out).run(examples, resume=True)
+    assert outcome.status == "finished" and system.asked == [e.question for e in examples[2:]]
+
+
+def test_counts_only_the_selected_questions(tmp_path, spider_root, fixed_code_version):
+    # run.json lost (or written by a version without a dataset hash): results of questions that
+    # are not selected any more must not count as done
+    examples = load_spider(spider_root).select(db_ids=["concert_singer"], limit=4)
+    script = {e.question: e.gold_sql for e in examples}
+    out = tmp_path / "run"
+    quiet_runner(ScriptedSystem(script), out).run(examples[:3])
+    (out / "run.json").unlink()
+    system = ScriptedSystem(script)
+    outcome = quiet_runner(system, out).run(examples[1:], resume=True)
+    assert system.asked == [examples[3].question]
+    assert outcome.status == "finished" and outcome.done == 3 and outcome.message.startswith("all 3 questions")
+    assert json.loads((out / "run.json").read_text())["counts"]["done"] == 3
+
+
+def test_a_second_run_into_the_same_directory_is_refused(tmp_path, spider_root, fixed_code_version):
+    examples = load_spider(spider_root).select(db_ids=["concert_singer"], limit=2)
+    script = {e.question: e.gold_sql for e in examples}
+    out = tmp_path / "run"
+    gate = threading.Event()
+    first = ScriptedSystem(script, gate=gate)
+    outcomes = []
+    worker = threading.Thread(target=lambda: outcomes.append(quiet_runner(first, out).run(examples)))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not first.asked and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert first.asked  # the first run holds the directory
+        second = ScriptedSystem(script)
+        with pytest.raises(ConfigError, match=f"another benchmark run \\(pid {os.getpid()}\\) is writing"):
+            quiet_runner(second, out).run(examples, resume=True)
+        assert second.asked == []
+    finally:
+        gate.set()
+        worker.join(10)
+    assert outcomes[0].status == "finished"
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == [e.id for e in examples]
+    # the lock went with the first run
+    assert quiet_runner(ScriptedSystem(script), out).run(examples, resume=True).done_now == 0
+
+
+def test_scoring_crash_is_not_recorded_and_resume_retries_it(tmp_path, spider_root, monkeypatch,
+                                                            fixed_code_version):
+    examples = load_spider(spider_root).select(db_ids=["concert_singer"], limit=3)
+    script = {e.question: e.gold_sql for e in examples}
+    real_evaluate = Evaluator.evaluate
+
+    def flaky(self, db, pred_sql, gold_sql):
+        if pred_sql == examples[1].gold_sql and threading.current_thread().name.startswith("bench"):
+            raise RuntimeError("evaluator bug")
+        return real_evaluate(self, db, pred_sql, gold_sql)
+
+    examples[1] = examples[1].model_copy(update={"gold_sql": "SELECT name FROM singer"})
+    script[examples[1].question] = "SELECT name FROM singer"
+    monkeypatch.setattr(Evaluator, "evaluate", flaky)
+    out, logs = tmp_path / "run", []
+    outcome = quiet_runner(ScriptedSystem(script), out, logs).run(examples)
+    assert outcome.status == "incomplete" and outcome.errors == 1 and outcome.done == 2
+    assert "1 failed while being scored" in outcome.message
+    assert any("RuntimeError: evaluator bug" in m and examples[1].id in m for m in logs)
+    assert [r["id"] for r in read_results(out)[0]] == [examples[0].id, examples[2].id]
+    monkeypatch.setattr(Evaluator, "evaluate", real_evaluate)
+    system = ScriptedSystem(script)
+    outcome = quiet_runner(system, out).run(examples, resume=True)
+    assert outcome.status == "finished" and system.asked == [examples[1].question]
+
+
+def test_disk_full_fails_cleanly_and_records_it(tmp_path, spider_root, fixed_code_version):
+    if not os.path.exists("/dev/full"):
+        skip_or_fail("/dev/full is needed to simulate a full disk")
+    examples = load_spider(spider_root).select(db_ids=["concert_singer"], limit=2)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "results.jsonl").symlink_to("/dev/full")  # every write: ENOSPC
+    with pytest.raises(ConfigError, match="cannot write the results") as err:
+        quiet_runner(ScriptedSystem({}), out).run(examples)
+    assert "No space left" in str(err.value) and "--resume" in str(err.value)
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["status"] == "failed" and meta["counts"]["done"] == 0 and "OSError" in meta["message"]
+
+
+def test_result_writer_leaves_no_partial_line_when_a_write_fails(tmp_path, monkeypatch):
+    path = tmp_path / "results.jsonl"
+    writer = runner_mod.ResultWriter(path)
+    writer.write({"id": "a", "status": "done"})
+    size = path.stat().st_size
+
+    def failing_fsync(fd):
+        raise OSError(5, "Input/output error")
+
+    with monkeypatch.context() as m:
+        m.setattr(runner_mod.os, "fsync", failing_fsync)
+        with pytest.raises(OSError):
+            writer.write({"id": "b", "status": "done", "question": "é" * 100})
+    assert path.stat().st_size == size  # cut back to the last whole record
+    writer.write({"id": "c", "status": "done"})
+    writer.close()
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "c"]
+
+
+def test_run_json_is_replaced_only_after_it_is_on_disk(tmp_path, monkeypatch):
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(dst)))
+        real_replace(src, dst)
+
+    target = tmp_path / "run.json"
+    target.write_text('{"status": "old"}')
+    monkeypatch.setattr(runner_mod.os, "fsync", fsync)
+    monkeypatch.setattr(runner_mod.os, "replace", replace)
+    runner_mod._write_json_atomic(target, {"status": "new"})
+    monkeypatch.undo()
+    assert events == [("fsync", str(tmp_path / "run.json.tmp")), ("replace", str(target)),
+                      ("fsync", str(tmp_path))]
+    assert json.loads(target.read_text()) == {"status": "new"} and not (tmp_path / "run.json.tmp").exists()
+
+
+def test_hangup_interrupts_the_cli_cleanly_and_resume_finishes(tmp_path, spider_root):
+    # a closed terminal (SIGHUP) ends `quorumsql bench` like Ctrl-C: exit 130, run.json says
+    # "interrupted" with the count of results.jsonl, and --resume asks only what is missing
+    from tests.test_bench_cli import FakeOpenAI, bench_cmd, cli_env
+
+    dev = json.loads((spider_root / "dev.json").read_text())
+    server = FakeOpenAI({dev[i]["question"]: dev[i]["query"] for i in range(6)}, delay=0.3)
+    try:
+        env = cli_env(tmp_path, server.url)
+        out = tmp_path / "run"
+        cmd = bench_cmd(out, "--baseline", "zs-mschema", "--limit", "6")
+        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        results = out / "results.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if results.is_file() and len(results.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert "--resume" in err
+        lines = results.read_text().splitlines()
+        meta = json.loads((out / "run.json").read_text())
+        assert meta["status"] == "interrupted" and meta["counts"]["done"] == len(lines) < 6
+        asked_before = sum(server.asked.values())
+
+        resumed = subprocess.run([*cmd, "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                                 timeout=60)
+        assert resumed.returncode == 0, resumed.stderr
+        assert resumed.stdout.startswith("all 6 questions done, EX 100.0%")
+        assert sum(server.asked.values()) - asked_before == 6 - len(lines)
+        assert sorted(json.loads(line)["id"] for line in results.read_text().splitlines()) == [
+            f"dev/{i}" for i in range(6)]
+    finally:
+        server.close()

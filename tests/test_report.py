@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from quorumsql.benchmarks import BaselineSystem, BenchmarkRunner, Evaluator, load_spider, read_results
 from quorumsql.benchmarks.report import load_run, question_diff, summarize
 from quorumsql.cli import main
+from tests.conftest import require_shared
 
 SPIDER = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "spider"
 
@@ -68,8 +70,7 @@ class PageParser(HTMLParser):
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    if not (SPIDER / "dev.json").is_file():
-        pytest.skip(f"Spider data not found at {SPIDER}")
+    require_shared(SPIDER / "dev.json", "Spider dev.json")  # skips, or fails when CI is set
     examples = load_spider(SPIDER).select(db_ids=["concert_singer"], limit=10)
     base = tmp_path_factory.mktemp("runs")
     # run "a" always answers the count of singers (right on the count questions), run "b"
@@ -92,6 +93,10 @@ def test_report_html_parses_and_matches_results(two_runs, tmp_path):
     assert parser.svgs == ["EX per difficulty", "Tokens per question (mean)", "Seconds per question",
                            "Candidate agreement vs accuracy"]
     assert {bar["data-series"] for bar in parser.bars} == {"a", "b"}
+    seconds_bars = {(bar["data-series"], bar["data-category"]): float(bar["data-value"]) for bar in parser.bars
+                    if bar["data-category"] in ("system, mean", "system, median", "with scoring, mean")}
+    assert len(seconds_bars) == 6
+    assert seconds_bars[("a", "system, mean")] < seconds_bars[("a", "with scoring, mean")]
 
     recs_a, _ = read_results(a)
     ex_a = 100 * sum(r["metrics"]["ex"] for r in recs_a) / len(recs_a)
@@ -100,6 +105,8 @@ def test_report_html_parses_and_matches_results(two_runs, tmp_path):
     assert summary["system"] == ["fake-a", "fake-b"]
     assert summary["questions scored / selected"] == ["10 / 10", "10 / 10"]
     assert summary["EX"][0] == f"{ex_a:.1f}%" and summary["EX"][1] == "0.0%"
+    mean_system = sum(r["system_seconds"] for r in recs_a) / len(recs_a)
+    assert summary["system seconds / question (mean, answering only)"][0] == f"{mean_system:.1f}"
     all_bar = next(bar for bar in parser.bars if bar["data-series"] == "a" and bar["data-category"] == "all")
     assert float(all_bar["data-value"]) == pytest.approx(ex_a, abs=0.01)
 
@@ -123,6 +130,9 @@ def test_summary_counts_tokens_seconds_and_failures(two_runs):
     a, _ = two_runs
     s = summarize(load_run(a))
     assert s["n"] == 10 and s["llm_calls"] == 1 and s["seconds"] > 0
+    recs, _ = read_results(a)
+    assert s["system_seconds"] == pytest.approx(sum(r["system_seconds"] for r in recs) / 10)
+    assert s["system_seconds"] < s["seconds"] and s["system_seconds_fallback"] == 0
     assert s["agreement"]["100%"]["n"] == 10
     assert s["gold_failures"] == {} and s["skipped"] == 0
     assert s["ex_bird"] is not None and s["soft_f1"] is not None
@@ -132,3 +142,27 @@ def test_single_run_report_defaults_to_run_dir(two_runs):
     a, _ = two_runs
     assert main(["report", str(a)]) == 0
     assert (a / "report.html").is_file() and (a / "report.md").is_file()
+
+
+def test_old_records_without_system_seconds_stay_readable(two_runs, tmp_path):
+    # results written before system_seconds existed: their total seconds stand in, with a warning
+    a, _ = two_runs
+    old = tmp_path / "old-run"
+    shutil.copytree(a, old)
+    lines = (old / "results.jsonl").read_text().splitlines()
+    stripped = []
+    for i, line in enumerate(lines):
+        rec = json.loads(line)
+        if i % 2 == 0:
+            del rec["system_seconds"]
+        stripped.append(json.dumps(rec))
+    (old / "results.jsonl").write_text("\n".join(stripped) + "\n")
+    recs = [json.loads(line) for line in stripped]
+    expected = [r["system_seconds"] if "system_seconds" in r else r["seconds"] for r in recs]
+    run = load_run(old)
+    s = summarize(run)
+    assert s["system_seconds_fallback"] == 5
+    assert s["system_seconds"] == pytest.approx(sum(expected) / len(expected))
+    assert any("5 result(s) carry no system_seconds" in w for w in run.warnings)
+    assert main(["report", str(old)]) == 0
+    assert "carry no system_seconds" in (old / "report.md").read_text()

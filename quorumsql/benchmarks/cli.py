@@ -9,8 +9,8 @@ Examples::
     quorumsql report runs/x runs/y                   # runs/x/report.{md,html}, diff.json
 
 Exit codes of ``bench``: 0 every question done; 1 some questions still to do (skipped or model
-failures; ``--resume`` retries them); 3 stopped because the model endpoint kept failing;
-130 interrupted.
+failures; ``--resume`` retries them); 3 stopped because the model endpoint (or scoring) kept
+failing; 130 interrupted (Ctrl-C, SIGTERM or SIGHUP; ``run.json`` records it).
 """
 
 from __future__ import annotations
@@ -149,12 +149,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "selection": {"limit": args.limit, "sample": args.sample, "seed": args.seed, "db_ids": args.db_ids},
         "loaded": len(dataset.examples), "warnings": dataset.warnings[:50],
     }
-    previous = None
+    previous: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
         def _term(signum, frame):  # a kill becomes a clean interruption (run.json records it)
             raise KeyboardInterrupt
 
-        previous = signal.signal(signal.SIGTERM, _term)
+        # SIGTERM (kill, timeouts) and SIGHUP (closed terminal, ssh drop) end the run the way
+        # Ctrl-C does; SIGKILL cannot be caught, results.jsonl is safe anyway
+        for name in ("SIGTERM", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                previous[signum] = signal.signal(signum, _term)
     try:
         outcome = runner.run(examples, resume=args.resume, dataset_info=dataset_info)
     except KeyboardInterrupt:
@@ -164,8 +169,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         os._exit(130)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     summary = summarize(load_run(args.out))
     print(outcome.message)
     if summary["n"]:
@@ -173,7 +178,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(
             f"{summary['system']}: EX {ex} over {summary['n']} question(s); per question "
             f"{summary['prompt_tokens']:.0f} prompt + {summary['completion_tokens']:.0f} completion tokens, "
-            f"{summary['llm_calls']:.2f} LLM calls, {summary['seconds']:.1f} s"
+            f"{summary['llm_calls']:.2f} LLM calls, {summary['system_seconds']:.1f} s answering "
+            f"(system time; {summary['seconds']:.1f} s with gold execution and scoring)"
         )
         if summary["gold_failures"]:
             print(f"gold SQL failed on {sum(summary['gold_failures'].values())} question(s) "

@@ -21,6 +21,10 @@ from quorumsql.errors import InputError
 
 DIFFICULTY_ORDER = ("easy", "medium", "hard", "extra", "simple", "moderate", "challenging")
 AGREEMENT_BUCKETS = (("< 50%", 0.0, 0.5), ("50-99%", 0.5, 1.0), ("100%", 1.0, 1.01))
+#: row labels of the timing figures: the system's own time is the headline, scoring is apart
+SYSTEM_SECONDS_MEAN = "system seconds / question (mean, answering only)"
+SYSTEM_SECONDS_MEDIAN = "system seconds / question (median, answering only)"
+TOTAL_SECONDS_MEAN = "seconds / question with gold execution and scoring (mean)"
 PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C")
 
 
@@ -68,6 +72,10 @@ def load_run(path: str | Path) -> RunData:
     warnings += more
     if not meta and not records:
         raise InputError(f"{path} holds no run (no {RUN_FILE}, no results.jsonl)")
+    untimed = sum(1 for r in records if r.get("status") == "done" and r.get("system_seconds") is None)
+    if untimed:
+        warnings.append(f"{path}: {untimed} result(s) carry no system_seconds (written by an older "
+                        "version); their total seconds, scoring included, stand in for the system time")
     return RunData(name=path.resolve().name, path=str(path), meta=meta, records=records, warnings=warnings)
 
 
@@ -92,8 +100,12 @@ def summarize(run: RunData) -> dict[str, Any]:
         ``n`` (scored questions), ``total`` (selected), ``skipped``, ``ex``/``ex_bird``/
         ``ex_spider``/``soft_f1``/``qse``/``sse`` (percent, None when absent), ``rves`` (R-VES
         score), ``by_difficulty`` (``{level: {"n", "ex"}}``), ``prompt_tokens``,
-        ``completion_tokens``, ``tokens``, ``llm_calls``, ``seconds``, ``seconds_median`` (per
-        question means), ``pred_errors`` (``{status: count}`` for predictions that did not run),
+        ``completion_tokens``, ``tokens``, ``llm_calls`` (per question means),
+        ``system_seconds`` / ``system_seconds_median`` (the system's own seconds per question:
+        answering only, no gold execution, scoring or judge), ``system_seconds_fallback``
+        (records without ``system_seconds``, from older runs, whose total ``seconds`` stood
+        in), ``seconds`` / ``seconds_median`` (wall-clock seconds per question including
+        scoring), ``pred_errors`` (``{status: count}`` for predictions that did not run),
         ``gold_failures`` (``{status: count}``), ``agreement`` (``{bucket: {"n", "ex"}}``).
     """
     done = run.done
@@ -127,6 +139,17 @@ def summarize(run: RunData) -> dict[str, Any]:
     secs = [r.get("seconds") for r in done if r.get("seconds") is not None]
     out["seconds"] = _mean(secs)
     out["seconds_median"] = statistics.median(secs) if secs else None
+    system_secs, fallback = [], 0
+    for r in done:
+        value = r.get("system_seconds")
+        if value is None:  # a record without the system's own time: its total time stands in
+            value = r.get("seconds")
+            fallback += value is not None
+        if value is not None:
+            system_secs.append(value)
+    out["system_seconds"] = _mean(system_secs)
+    out["system_seconds_median"] = statistics.median(system_secs) if system_secs else None
+    out["system_seconds_fallback"] = fallback
     pred_err: dict[str, int] = {}
     gold_fail: dict[str, int] = {}
     for r in done:
@@ -219,8 +242,9 @@ def markdown_report(runs: list[RunData]) -> str:
         ["prompt tokens / question"] + [_f(s["prompt_tokens"], 0) for s in sums],
         ["completion tokens / question"] + [_f(s["completion_tokens"], 0) for s in sums],
         ["LLM calls / question"] + [_f(s["llm_calls"], 2) for s in sums],
-        ["seconds / question (mean)"] + [_f(s["seconds"], 1) for s in sums],
-        ["seconds / question (median)"] + [_f(s["seconds_median"], 1) for s in sums],
+        [SYSTEM_SECONDS_MEAN] + [_f(s["system_seconds"], 1) for s in sums],
+        [SYSTEM_SECONDS_MEDIAN] + [_f(s["system_seconds_median"], 1) for s in sums],
+        [TOTAL_SECONDS_MEAN] + [_f(s["seconds"], 1) for s in sums],
         ["predictions not executable"] + [_counts_text(s["pred_errors"]) for s in sums],
         ["gold SQL failed (scored 0)"] + [_counts_text(s["gold_failures"]) for s in sums],
         ["skipped (database unavailable)"] + [str(s["skipped"]) for s in sums],
@@ -375,8 +399,9 @@ def html_report(runs: list[RunData]) -> str:
     table.append(row("prompt tokens / question", [_f(s["prompt_tokens"], 0) for s in sums]))
     table.append(row("completion tokens / question", [_f(s["completion_tokens"], 0) for s in sums]))
     table.append(row("LLM calls / question", [_f(s["llm_calls"], 2) for s in sums]))
-    table.append(row("seconds / question (mean)", [_f(s["seconds"], 1) for s in sums]))
-    table.append(row("seconds / question (median)", [_f(s["seconds_median"], 1) for s in sums]))
+    table.append(row(SYSTEM_SECONDS_MEAN, [_f(s["system_seconds"], 1) for s in sums]))
+    table.append(row(SYSTEM_SECONDS_MEDIAN, [_f(s["system_seconds_median"], 1) for s in sums]))
+    table.append(row(TOTAL_SECONDS_MEAN, [_f(s["seconds"], 1) for s in sums]))
     table.append(row("predictions not executable", [_counts_text(s["pred_errors"]) for s in sums], False))
     table.append(row("gold SQL failed (scored 0)", [_counts_text(s["gold_failures"]) for s in sums], False))
     table.append(row("skipped (database unavailable)", [str(s["skipped"]) for s in sums]))
@@ -393,7 +418,9 @@ def html_report(runs: list[RunData]) -> str:
         svg_bar_chart(["prompt", "completion", "total"],
                       [(s["name"], [s["prompt_tokens"], s["completion_tokens"], s["tokens"]]) for s in sums],
                       title="Tokens per question (mean)", y_label="tokens", value_format="{:.0f}"),
-        svg_bar_chart(["mean", "median"], [(s["name"], [s["seconds"], s["seconds_median"]]) for s in sums],
+        svg_bar_chart(["system, mean", "system, median", "with scoring, mean"],
+                      [(s["name"], [s["system_seconds"], s["system_seconds_median"], s["seconds"]])
+                       for s in sums],
                       title="Seconds per question", y_label="seconds"),
         svg_bar_chart([b[0] for b in AGREEMENT_BUCKETS],
                       [(s["name"], [s["agreement"][b[0]]["ex"] for b in AGREEMENT_BUCKETS]) for s in sums],
