@@ -1,7 +1,14 @@
-"""Shared fixtures: real Spider data, the real embedded model, a real MariaDB server."""
+"""Shared fixtures: real Spider data, the real embedded model, real MariaDB and PostgreSQL servers.
+
+A test that needs something absent (../shared/data, a server, psycopg) is skipped on a
+developer's machine and fails when the environment variable ``CI`` is set: use
+:func:`require_shared`, :func:`require_module`, :func:`spider_db` or the ``spider_data`` /
+``bird_data`` fixtures rather than ``pytest.skip``.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import socket
@@ -10,23 +17,67 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SPIDER = SHARED_DATA / "spider"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+BIRD = SHARED_DATA / "bird_minidev_format"
+
+
+def in_ci() -> bool:
+    """True when the environment variable ``CI`` is set to ``1``/``true``/``yes`` (read at call time)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the calling test, or fail it when running in CI, where nothing may be missing.
+
+    Raises:
+        pytest's ``Failed`` outcome under CI (see :func:`in_ci`), its ``Skipped`` outcome otherwise.
+    """
+    if in_ci():
+        pytest.fail(f"{reason} [CI is set: a missing prerequisite fails instead of skipping]")
+    pytest.skip(reason)
+
+
+def require_shared(path: Path, what: str = "shared reference data") -> Path:
+    """``path`` (a file or folder under ``../shared/data``) when it exists.
+
+    Otherwise the test is skipped with a message naming the path, or failed when ``CI`` is set.
+    """
+    if not Path(path).exists():
+        skip_or_fail(f"{what} not found at {path} (expected ../shared/data beside the repo)")
+    return Path(path)
+
+
+def require_module(name: str, hint: str = ""):
+    """Import and return module ``name``; skip the test without it, fail under ``CI``."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        skip_or_fail(f"Python package {name!r} is not installed{': ' + hint if hint else ''}")
 
 
 def spider_db(db_id: str) -> Path:
-    """Path of a Spider database in ../shared/data (skips the test when the data is absent)."""
-    path = SPIDER / "database" / db_id / f"{db_id}.sqlite"
-    if not path.is_file():
-        if IN_CI:
-            pytest.fail(f"Spider data missing in CI: {path}")
-        pytest.skip(f"Spider data not found at {path} (expected ../shared/data beside the repo)")
-    return path
+    """Path of a Spider database in ../shared/data (skips the test when absent, fails under CI)."""
+    return require_shared(SPIDER / "database" / db_id / f"{db_id}.sqlite", f"Spider database {db_id!r}")
+
+
+@pytest.fixture(scope="session")
+def spider_data() -> Path:
+    """The Spider folder of ../shared/data (``dev.json``, ``database/``); see :func:`require_shared`."""
+    require_shared(SPIDER / "dev.json", "Spider dev.json")
+    require_shared(SPIDER / "database", "Spider databases")
+    return SPIDER
+
+
+@pytest.fixture(scope="session")
+def bird_data() -> Path:
+    """The BIRD Mini-Dev folder of ../shared/data (description CSVs, questions)."""
+    return require_shared(BIRD / "dev_databases", "BIRD Mini-Dev files")
 
 
 @pytest.fixture
@@ -101,10 +152,7 @@ def mysql_server():
     )
     install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     if not mariadbd or not install:
-        msg = "MariaDB server not installed (apt-get install mariadb-server); .ci/run installs it"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail("MariaDB server not installed (apt-get install mariadb-server); .ci/run installs it")
     datadir = Path(tempfile.mkdtemp(prefix="qsql-mariadb-"))
     port = _free_port()
     subprocess.run(
@@ -130,51 +178,160 @@ def mysql_server():
         shutil.rmtree(datadir, ignore_errors=True)
 
 
-_TYPE_MAP = {"INT": "INT", "INTEGER": "INT", "REAL": "DOUBLE", "NUMBER": "DOUBLE", "BOOL": "VARCHAR(8)"}
+# --------------------------------------------------------------------------------------------
+# Copies of Spider SQLite databases on the test servers (fixture data only). Each column gets the
+# server type its declared SQLite type names (integer, floating point, date, timestamp, text),
+# unless a stored value does not fit that type (SQLite does not enforce declared types), in which
+# case the column is text; values are converted to what the column holds.
+
+_INT_TYPES = {"INT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "MEDIUMINT"}
+_FLOAT_TYPES = {"REAL", "DOUBLE", "FLOAT", "NUMBER", "NUMERIC", "DECIMAL"}
+_SERVER_TYPES = {
+    "mysql": {"int": "BIGINT", "float": "DOUBLE", "date": "DATE", "timestamp": "DATETIME", "text": "VARCHAR(255)",
+              "long_text": "TEXT"},
+    "postgres": {"int": "BIGINT", "float": "DOUBLE PRECISION", "date": "DATE", "timestamp": "TIMESTAMP",
+                 "text": "TEXT", "long_text": "TEXT"},
+}
+
+
+def _fits(kind: str, v) -> bool:
+    from datetime import date, datetime
+
+    if v is None:
+        return True
+    if kind == "int":
+        return isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v < 2**63
+    if kind == "float":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if kind in ("date", "timestamp") and isinstance(v, str):
+        try:
+            (date.fromisoformat if kind == "date" else datetime.fromisoformat)(v)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _convert(kind: str, v):
+    from datetime import date, datetime
+
+    if v is None:
+        return None
+    if kind in ("text", "long_text"):
+        return v if isinstance(v, str) else str(v)
+    if kind == "date":
+        return date.fromisoformat(v)
+    if kind == "timestamp":
+        return datetime.fromisoformat(v)
+    return v
+
+
+def _sqlite_tables(src: sqlite3.Connection):
+    """``[(table, [(column, kind)], primary key columns, rows)]`` with rows converted per column kind."""
+    out = []
+    tables = [r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+    for t in tables:
+        info = src.execute(f'PRAGMA table_info("{t}")').fetchall()
+        rows = src.execute(f'SELECT * FROM "{t}"').fetchall()
+        cols = []
+        for i, (_, name, typ, _nn, _d, _pk) in enumerate(info):
+            base = (typ or "TEXT").split("(")[0].strip().upper()
+            kind = ("int" if base in _INT_TYPES else "float" if base in _FLOAT_TYPES else "date" if base == "DATE"
+                    else "timestamp" if base in ("DATETIME", "TIMESTAMP") else "text")
+            if kind != "text" and not all(_fits(kind, r[i]) for r in rows):
+                kind = "text"
+            if kind == "text" and any(isinstance(r[i], str) and len(r[i]) > 255 for r in rows) and not _pk:
+                kind = "long_text"
+            cols.append((name, kind))
+        rows = [tuple(_convert(kind, v) for (_, kind), v in zip(cols, r)) for r in rows]
+        pks = [r[1] for r in sorted(info, key=lambda r: r[5]) if r[5]]
+        out.append((t, cols, pks, rows))
+    return out
+
+
+def _open_sqlite(path: Path) -> sqlite3.Connection:
+    src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    src.text_factory = lambda b: b.decode("utf-8", "replace")
+    return src
 
 
 def load_sqlite_into_mysql(sqlite_path: Path, server, database: str) -> str:
     """Copy a Spider SQLite database into a fresh MariaDB database (test fixture data only).
 
-    Returns the ``mysql+pymysql://`` URL of the copy.
+    Args:
+        sqlite_path: the ``.sqlite`` file.
+        server: ``(host, port, user, password)`` of :func:`mysql_server`.
+        database: name of the database to (re)create.
+
+    Returns:
+        The ``mysql+pymysql://`` URL of the copy. Foreign keys MariaDB refuses (type mismatches,
+        dangling references in Spider's data) are left out.
     """
     import pymysql
 
     host, port, user, password = server
-    src = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
-    src.text_factory = lambda b: b.decode("utf-8", "replace")
+    src = _open_sqlite(sqlite_path)
+    types = _SERVER_TYPES["mysql"]
     conn = pymysql.connect(host=host, port=port, user=user, password=password, autocommit=True, charset="utf8mb4")
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
         cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
         cur.execute(f"USE `{database}`")
-        tables = [r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
-        for t in tables:
-            info = src.execute(f'PRAGMA table_info("{t}")').fetchall()
-            cols = []
-            for _, name, typ, _nn, _d, _pk in info:
-                base = (typ or "TEXT").split("(")[0].upper()
-                mtype = _TYPE_MAP.get(base, "VARCHAR(255)")
-                cols.append(f"`{name}` {mtype}")
-            pks = [r[1] for r in sorted(info, key=lambda r: r[5]) if r[5]]
+        for t, cols, pks, rows in _sqlite_tables(src):
+            defs = [f"`{name}` {types[kind]}" for name, kind in cols]
             if pks:
-                cols.append("PRIMARY KEY (" + ", ".join(f"`{p}`" for p in pks) + ")")
-            cur.execute(f"CREATE TABLE `{t}` ({', '.join(cols)})")
-            rows = src.execute(f'SELECT * FROM "{t}"').fetchall()
+                defs.append("PRIMARY KEY (" + ", ".join(f"`{p}`" for p in pks) + ")")
+            cur.execute(f"CREATE TABLE `{t}` ({', '.join(defs)})")
             if rows:
-                marks = ", ".join(["%s"] * len(info))
-                cur.executemany(f"INSERT INTO `{t}` VALUES ({marks})", rows)
-        for t in tables:
+                cur.executemany(f"INSERT INTO `{t}` VALUES ({', '.join(['%s'] * len(cols))})", rows)
+        for (t,) in src.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"):
             for fk in src.execute(f'PRAGMA foreign_key_list("{t}")').fetchall():
                 try:
-                    cur.execute(
-                        f"ALTER TABLE `{t}` ADD FOREIGN KEY (`{fk[3]}`) REFERENCES `{fk[2]}`(`{fk[4]}`)"
-                    )
+                    cur.execute(f"ALTER TABLE `{t}` ADD FOREIGN KEY (`{fk[3]}`) REFERENCES `{fk[2]}`(`{fk[4]}`)")
                 except pymysql.err.MySQLError:
-                    pass  # Spider declares some keys MariaDB cannot enforce (type mismatch)
+                    pass  # Spider declares some keys MariaDB cannot enforce
     conn.close()
     src.close()
     return f"mysql+pymysql://{user}{':' + password if password else ''}@{host}:{port}/{database}"
+
+
+def load_sqlite_into_postgres(sqlite_path: Path, server, database: str) -> str:
+    """Copy a Spider SQLite database into a fresh PostgreSQL database (test fixture data only).
+
+    Args:
+        sqlite_path: the ``.sqlite`` file.
+        server: ``(host, port, user)`` of :func:`postgres_server`.
+        database: name of the database to (re)create.
+
+    Returns:
+        The ``postgresql://`` URL of the copy. Foreign keys PostgreSQL refuses (type mismatches,
+        references to non-unique columns, dangling values in Spider's data) are left out.
+    """
+    import psycopg
+
+    host, port, user = server
+    src = _open_sqlite(sqlite_path)
+    types = _SERVER_TYPES["postgres"]
+    with psycopg.connect(host=host, port=port, user=user, dbname="postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        conn.execute(f'CREATE DATABASE "{database}"')
+    with psycopg.connect(host=host, port=port, user=user, dbname=database, autocommit=True) as conn:
+        for t, cols, pks, rows in _sqlite_tables(src):
+            defs = [f'"{name}" {types[kind]}' for name, kind in cols]
+            if pks:
+                defs.append("PRIMARY KEY (" + ", ".join(f'"{p}"' for p in pks) + ")")
+            conn.execute(f'CREATE TABLE "{t}" ({", ".join(defs)})')
+            if rows:
+                with conn.cursor() as cur:
+                    cur.executemany(f'INSERT INTO "{t}" VALUES ({", ".join(["%s"] * len(cols))})', rows)
+        for (t,) in src.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"):
+            for fk in src.execute(f'PRAGMA foreign_key_list("{t}")').fetchall():
+                try:
+                    conn.execute(f'ALTER TABLE "{t}" ADD FOREIGN KEY ("{fk[3]}") REFERENCES "{fk[2]}"("{fk[4]}")')
+                except psycopg.Error:
+                    pass  # Spider declares some keys PostgreSQL cannot enforce
+    src.close()
+    return f"postgresql://{user}@{host}:{port}/{database}"
 
 
 @pytest.fixture(scope="session")
@@ -194,7 +351,7 @@ def postgres_server():
     import glob
     import pwd
 
-    pytest.importorskip("psycopg", reason="pip install 'quorumsql[postgres]'")
+    require_module("psycopg", "pip install 'quorumsql[postgres]'")
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     try:
         pwd.getpwnam("postgres")
@@ -202,10 +359,7 @@ def postgres_server():
     except KeyError:
         have_user = False
     if not bins or not have_user:
-        msg = "PostgreSQL server not installed (apt-get install postgresql); .ci/run installs it"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail("PostgreSQL server not installed (apt-get install postgresql); .ci/run installs it")
     bindir = Path(bins[-1]).parent
     root = Path(tempfile.mkdtemp(prefix="qsql-pg-"))
     datadir = root / "data"
@@ -230,26 +384,4 @@ def postgres_server():
 @pytest.fixture(scope="session")
 def postgres_concert_singer(postgres_server) -> str:
     """URL of concert_singer copied into the test PostgreSQL cluster."""
-    import psycopg
-
-    host, port, user = postgres_server
-    src = sqlite3.connect(f"file:{spider_db('concert_singer')}?mode=ro", uri=True)
-    with psycopg.connect(host=host, port=port, user=user, dbname="postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS concert_singer")
-        conn.execute("CREATE DATABASE concert_singer")
-    with psycopg.connect(host=host, port=port, user=user, dbname="concert_singer", autocommit=True) as conn:
-        for (t,) in src.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"):
-            info = src.execute(f'PRAGMA table_info("{t}")').fetchall()
-            cols = [f'"{name}" {"INTEGER" if (typ or "").upper().startswith("INT") else "TEXT"}' for _, name, typ, *_ in info]
-            pks = [r[1] for r in sorted(info, key=lambda r: r[5]) if r[5]]
-            if pks:
-                cols.append("PRIMARY KEY (" + ", ".join(f'"{p}"' for p in pks) + ")")
-            conn.execute(f'CREATE TABLE "{t}" ({", ".join(cols)})')
-            rows = [tuple(None if v is None else (v if isinstance(v, int) else str(v)) for v in r)
-                    for r in src.execute(f'SELECT * FROM "{t}"')]
-            if rows:
-                with conn.cursor() as cur:
-                    cur.executemany(f'INSERT INTO "{t}" VALUES ({", ".join(["%s"] * len(info))})', rows)
-        conn.execute('ALTER TABLE "singer_in_concert" ADD FOREIGN KEY ("concert_ID") REFERENCES "concert"("concert_ID")')
-    src.close()
-    return f"postgresql://{user}@{host}:{port}/concert_singer"
+    return load_sqlite_into_postgres(spider_db("concert_singer"), postgres_server, "concert_singer")

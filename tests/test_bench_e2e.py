@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_shared
 from tests.test_report import PageParser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +44,7 @@ def _lines(path: Path) -> list[dict]:
 
 
 def test_bench_killed_resumed_and_reported(embedded_llm_url, tmp_path):
-    if not (SPIDER / "dev.json").is_file():
-        pytest.skip(f"Spider data not found at {SPIDER}")
+    require_shared(SPIDER / "dev.json", "Spider dev.json")
     env = _env(embedded_llm_url, tmp_path)
     x, y = tmp_path / "runs" / "x", tmp_path / "runs" / "y"
     proc = subprocess.Popen(_bench(x, "--preset", "fast", "--limit", "4", "--no-progress"), env=env,

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from quorumsql.benchmarks.hardness import spider_hardness
-
-SPIDER = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "spider"
 
 # ---- official code (test-suite-sql-eval/evaluation.py), unchanged apart from formatting ----
 WHERE_OPS = ("not", "between", "=", ">", "<", ">=", "<=", "!=", "in", "like", "is", "exists")
@@ -114,10 +111,8 @@ def eval_hardness(sql):
 
 
 @pytest.fixture(scope="module")
-def spider_dev():
-    if not (SPIDER / "dev.json").is_file():
-        pytest.skip(f"Spider data not found at {SPIDER}")
-    return json.loads((SPIDER / "dev.json").read_text())
+def spider_dev(spider_data):
+    return json.loads((spider_data / "dev.json").read_text())
 
 
 def test_hardness_matches_official_rules_on_spider_dev(spider_dev):

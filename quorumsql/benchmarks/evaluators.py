@@ -14,7 +14,9 @@ Comparisons (pure functions over result rows; rows are tuples of Python values):
 :func:`evaluate` executes the prediction and the gold SQL through :mod:`quorumsql.db` (read-only,
 with the timeout) and applies them; an erroring or timed-out prediction scores 0 on every
 metric, as in both official evaluators. A gold query that fails or times out also scores 0 (BIRD
-counts it so; Spider's evaluator asserts) and is reported in :attr:`Evaluation.gold_status`.
+counts it so; Spider's evaluator asserts) and is reported in :attr:`Evaluation.gold_status`;
+Spider EX runs the gold after its pre-processing (below), so a gold that only runs once
+``> =`` is joined or ``YEAR(CURDATE())`` replaced is scored by Spider EX, as there.
 
 Official pre-processing of Spider EX is reproduced: ``> =``/``< =``/``! =`` are joined
 (``postprocess``), ``YEAR(CURDATE())`` becomes 2020 (``replace_cur_year``) and, unless
@@ -334,9 +336,10 @@ class Evaluator:
             metrics["soft_f1"] = soft_f1(pred.rows, gold.rows)
             if self.ves_iterations:
                 metrics["rves"] = self._rves(db, pred_sql or "", gold_sql) if metrics["ex_bird"] else 0.0
-        # Spider runs its own pre-processed SQL ("> =" joined, DISTINCT removed), which may
-        # execute where the raw prediction did not
-        metrics["ex_spider"] = self._spider(db, pred, gold, pred_sql, gold_sql) if gold.ok else 0
+        # Spider runs its own pre-processed SQL ("> =" joined, YEAR(CURDATE()) read as 2020,
+        # DISTINCT removed) for the prediction and the gold alike, which may execute where the
+        # raw text did not
+        metrics["ex_spider"] = self._spider(db, pred, gold, pred_sql, gold_sql)
         metrics["ex"] = metrics["ex_" + self.primary]
         return Evaluation(metrics=metrics, pred=pred, gold=gold, gold_status=gold.status)
 
