@@ -1,6 +1,7 @@
 """Performance of the metadata store (issue 4). Run by hand, not by the test suite:
 
-    .venv/bin/python benchmarks/bench_metadata.py [--spider DIR] [--cells N] [--tables N] [--skip ...]
+    .venv/bin/python benchmarks/bench_metadata.py [--spider DIR] [--cells N] [--tables N]
+        [--only spider|values|wide ...] [--skip spider|values|wide ...]
 
 Three measurements, printed as one Markdown table:
 
@@ -35,10 +36,11 @@ sys.path.insert(0, str(REPO))
 
 from quorumsql.config import Settings  # noqa: E402
 from quorumsql.db import open_database  # noqa: E402
-from quorumsql.metadata import ProfileOptions, load_or_build  # noqa: E402
+from quorumsql.metadata import ProfileOptions, load_or_build, retrieval  # noqa: E402
 from quorumsql.metadata.profiler import TableProfiler  # noqa: E402
 from quorumsql.metadata.relations import duplicate_columns, functional_dependencies, join_candidates  # noqa: E402
 from quorumsql.metadata.value_index import ValueIndex  # noqa: E402
+from quorumsql.schema_repr import render_metadata_schema  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -118,8 +120,10 @@ def make_text_db(path: Path, cells: int) -> list[str]:
     if batch:
         conn.executemany("INSERT INTO people VALUES (?, ?, ?, ?, ?)", batch)
     conn.commit()
-    sample = [r[0] for r in conn.execute("SELECT full_name FROM people ORDER BY RANDOM() LIMIT 100")]
-    sample += [r[0] for r in conn.execute("SELECT city FROM people ORDER BY RANDOM() LIMIT 100")]
+    # a fixed sample (seeded), so that runs before and after a change look up the same values
+    picks = random.Random(5).sample(range(n_rows), 200)
+    sample = [conn.execute("SELECT full_name FROM people WHERE person_id = ?", (i,)).fetchone()[0] for i in picks[:100]]
+    sample += [conn.execute("SELECT city FROM people WHERE person_id = ?", (i,)).fetchone()[0] for i in picks[100:]]
     conn.close()
     return sample
 
@@ -202,9 +206,10 @@ def bench_wide(tmp: Path, tables: int, rows: list[tuple[str, str, str]]) -> None
     for t, c, _ in hits:
         selection.setdefault(t, []).append(c)
     question = "total amount of invoices"
-    linked = meta.render(selection, granularity="complete", question=question)
-    partial = meta.render(selection, granularity="partial", question=question)
-    full = meta.render(granularity="partial")
+    examples = retrieval.question_examples(meta, question, selection)
+    linked = render_metadata_schema(meta.record, selection, granularity="complete", question_examples=examples)
+    partial = render_metadata_schema(meta.record, selection, granularity="partial", question_examples=examples)
+    full = render_metadata_schema(meta.record, granularity="partial")
     rows.append(("Wide schema: linked rendering (complete / partial)",
                  f"{len(linked):,} / {len(partial):,} chars", f"{len(selection)} tables from the column index"))
     rows.append(("Wide schema: full partial rendering", f"{len(full):,} chars", "never needed in a prompt"))
@@ -215,8 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spider", type=Path, default=REPO.parent / "shared" / "data" / "spider" / "database")
     ap.add_argument("--cells", type=int, default=1_000_000)
     ap.add_argument("--tables", type=int, default=1000)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["spider", "values", "wide"])
+    parts = ["spider", "values", "wide"]
+    ap.add_argument("--skip", nargs="*", default=[], choices=parts, help="parts to leave out")
+    ap.add_argument("--only", nargs="*", default=None, choices=parts,
+                    help="run only these parts (e.g. --only values: the value index alone)")
     args = ap.parse_args(argv)
+    if args.only is not None:
+        args.skip = [p for p in parts if p not in args.only]
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="qsql-bench-") as tmpdir:
         tmp = Path(tmpdir)

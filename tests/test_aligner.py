@@ -13,6 +13,10 @@ from tests.conftest import spider_db
         # normalized spelling within the table
         ("pets_1", "SELECT pet_type, MAX(weight) FROM pets GROUP BY pet_type",
          "SELECT PetType, MAX(weight) FROM pets GROUP BY PetType"),
+        # spaces and punctuation are ignored too (quorumsql.sqlnames.normalize_column_name)
+        ("pets_1", 'SELECT "pet-type" FROM pets WHERE "Pet ID" = 2001', "SELECT PetType FROM pets WHERE PetID = 2001"),
+        # a real name that is a reserved word is written quoted, so the fix runs
+        ("railway", "SELECT T1.from_ FROM train AS T1", 'SELECT T1."From" FROM train AS T1'),
         # right column, wrong alias
         ("concert_singer",
          "SELECT T2.Name FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.Singer_ID = T2.Singer_ID",

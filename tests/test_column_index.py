@@ -16,7 +16,7 @@ from quorumsql.metadata.column_index import humanize
 REPO = Path(__file__).resolve().parents[1]
 SPIDER = REPO.parent / "shared" / "data" / "spider" / "database"
 
-pytestmark = pytest.mark.skipif(not SPIDER.is_dir(), reason=f"Spider databases not found at {SPIDER}")
+pytestmark = pytest.mark.usefixtures("spider_data")  # skips without ../shared/data, fails under CI
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,23 @@ import pytest
 from quorumsql.config import Settings
 from quorumsql.db import open_database
 from quorumsql.errors import ConfigError
-from quorumsql.metadata import load_descriptions, load_or_build
+from quorumsql.metadata import ProfileOptions, description_texts, load_descriptions, load_or_build, retrieval
 from quorumsql.metadata.patterns import date_format, shape, value_pattern
-from quorumsql.schema_repr import to_mschema
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-SPIDER = DATA / "spider" / "database"
-BIRD = DATA / "bird_minidev_format" / "dev_databases"
-
-pytestmark = pytest.mark.skipif(not SPIDER.is_dir(), reason=f"Spider databases not found at {SPIDER}")
+from quorumsql.schema_repr import render_metadata_schema, to_mschema
+from tests.conftest import BIRD, require_shared
+from tests.conftest import spider_db as spider
 
 
-def spider(db_id: str) -> Path:
-    return SPIDER / db_id / f"{db_id}.sqlite"
+def bird_descriptions(db_id: str) -> Path:
+    """A BIRD description folder in ../shared/data (skips, or fails under CI, when absent)."""
+    return require_shared(BIRD / "dev_databases" / db_id / "database_description", "BIRD description files")
+
+
+def render(meta, selection=None, *, granularity="partial", question=None, descriptions=None) -> str:
+    """What the inference graph's context node does: retrieve, then render."""
+    examples = retrieval.question_examples(meta, question, selection) if question else None
+    return render_metadata_schema(meta.record, selection, granularity=granularity, question_examples=examples,
+                                  descriptions=descriptions)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +123,7 @@ def test_functional_dependencies(chinook, cache):
 def test_similar_columns_threshold(concert):
     assert concert.record.similar, "expected similar columns at the default threshold"
     assert all(p.kind == "similar" and p.score >= 0.8 for p in concert.record.similar)
-    related = concert.related_columns("singer", "Name")
+    related = concert.record.related_columns("singer", "Name")
     assert ("similar", "singer", "Song_Name") in related
 
 
@@ -225,7 +228,7 @@ def test_awkward_database_profiles_and_says_what_it_skipped(awkward_db, tmp_path
     view = meta.record.table("stuff_view")
     assert view.kind == "view" and view.row_count == 31
     assert meta.value_index.lookup("name 3", k=3)[0][2] == "name 3"
-    text = meta.render(granularity="complete")
+    text = render(meta, granularity="complete")
     assert "# Table: empty_t (0 rows, 2 columns)" in text
     assert "stuff_view (31 rows, 2 columns, view)" in text
 
@@ -234,7 +237,7 @@ def test_awkward_database_profiles_and_says_what_it_skipped(awkward_db, tmp_path
 def test_partial_rendering_is_mschema_with_question_examples(concert):
     q = "Which singers come from the Netherlands?"
     sel = {"singer": ["Name", "Country"]}
-    text = concert.render(sel, granularity="partial", question=q)
+    text = render(concert, sel, granularity="partial", question=q)
     assert text.startswith("【DB_ID】 concert_singer\n【Schema】\n# Table: singer\n[")
     assert "(Country:TEXT, Examples: [Netherlands, France, United States])" in text
     assert "stadium" not in text and "Age" not in text
@@ -244,24 +247,23 @@ def test_partial_rendering_is_mschema_with_question_examples(concert):
 
 def test_complete_rendering_restricted_to_linked_schema(chinook):
     sel = {"Customer": ["City", "Country"], "Invoice": ["BillingCity", "InvoiceDate"]}
-    text = chinook.render(sel, granularity="complete", question="invoices billed in Amsterdm")
+    text = render(chinook, sel, granularity="complete", question="invoices billed in Amsterdm")
     assert "(Country:VARCHAR, Examples:" in text and "Nulls: 0, Distinct: 24" in text
     assert "Pattern: date %Y-%m-%d %H:%M:%S" in text
     assert "Range: [2009-01-01 00:00:00, 2013-12-22 00:00:00]" in text
     assert "Customer.City == Invoice.BillingCity" in text  # duplicate, both ends shown
-    assert "Customer: City -> Country (N:1)" in text
+    assert "Customer: City -> Country (N:1 on all 59 rows)" in text  # mined on the whole table
     assert "(BillingCity:VARCHAR, Examples: [Amsterdam" in text  # from the value index
     assert "Track" not in text and "Employee" not in text
     # the whole schema is much longer than the linked rendering
-    assert len(chinook.render(granularity="complete")) > 5 * len(text)
+    assert len(render(chinook, granularity="complete")) > 5 * len(text)
     with pytest.raises(ValueError):
-        chinook.render(granularity="everything")
+        render(chinook, granularity="everything")
 
 
 # -- descriptions ------------------------------------------------------------------------------
-@pytest.mark.skipif(not BIRD.is_dir(), reason=f"BIRD description files not found at {BIRD}")
 def test_bird_description_files_are_read():
-    descs = load_descriptions(BIRD / "superhero" / "database_description")
+    descs = load_descriptions(bird_descriptions("superhero"))
     d = descs[("hero_power", "power_id")]
     assert "Maps to superpower(id)" in d.description
     assert descs[("superhero", "height_cm")].data_format == "integer"
@@ -281,5 +283,27 @@ def test_descriptions_reach_the_profiles_and_the_column_index(tmp_path):
                          descriptions_dir=tmp_path)
     col = meta.column("singer", "Is_male")
     assert col.description_source == "file" and "whether the singer is a man" in col.description
-    assert "Values: T: male; F: female" in meta.render({"singer": ["Is_male"]}, granularity="complete")
+    assert "Values: T: male; F: female" in render(meta, {"singer": ["Is_male"]}, granularity="complete")
     assert meta.column_index.query("is the singer a man or a woman", k=1)[0][:2] == ("singer", "Is_male")
+
+
+def test_one_description_text_for_every_caller():
+    from quorumsql.benchmarks.datasets import load_bird_descriptions
+
+    folder = bird_descriptions("california_schools")
+    texts = description_texts(folder)
+    assert load_bird_descriptions(folder) == texts  # the BIRD loader uses the same reader
+    rows = load_descriptions(folder)
+    # full name, description and value description, ";"-separated, one line
+    zip_text = texts[("schools", "MailZip")]
+    assert zip_text.startswith("mailing zip; The zip code associated with the mailing address")
+    assert "\n" not in zip_text and "  " not in zip_text
+    # a date format is worth saying (the column is TEXT); "integer" or "text" is not
+    assert texts[("schools", "OpenDate")] == "The date the school opened.; format: date"
+    assert all("format: integer" not in t and "format: text" not in t for t in texts.values())
+    # a value description explaining codes is kept
+    funding = rows[("schools", "fundingtype")]
+    assert funding.value_description and " ".join(funding.value_description.split()) in \
+        texts[(funding.table, funding.column)]
+    # rows that only repeat the column name give no text at all
+    assert ("frpm", "CDSCode") not in texts and ("frpm", "cdscode") in rows

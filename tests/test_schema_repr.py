@@ -1,8 +1,17 @@
-"""M-Schema and DDL renderings."""
+"""M-Schema, DDL and metadata renderings (the metadata ones on real Spider stores)."""
 
+import re
+import sqlite3
+
+import pytest
+import sqlglot
+
+from quorumsql.config import Settings
 from quorumsql.db import open_database
 from quorumsql.db.schema import Column, DatabaseSchema, ForeignKey, Table
-from quorumsql.schema_repr import format_examples, to_ddl, to_mschema
+from quorumsql.metadata import ProfileOptions, description_texts, load_or_build, retrieval
+from quorumsql.schema_repr import format_examples, render_metadata_schema, to_ddl, to_mschema
+from tests.conftest import spider_db
 
 DESIGN_EXAMPLE = """【DB_ID】 movie_platform
 【Schema】
@@ -91,8 +100,133 @@ def test_ddl_with_sample_rows(concert_singer):
     assert "FOREIGN KEY (Singer_ID) REFERENCES singer(Singer_ID)" in text
     assert "3 example rows:" in text and "Joe Sharp" in text
     # the DDL is valid SQL: it recreates the tables in an empty database
-    import sqlite3
-
     conn = sqlite3.connect(":memory:")
     conn.executescript(text)
     assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master")} >= {"singer", "singer_in_concert"}
+
+
+# -- descriptions, reserved names and the metadata-complete extras (issue 8) ----------------------
+FORMATS = ("mschema", "ddl", "metadata_partial", "metadata_complete")
+
+
+@pytest.fixture(scope="module")
+def concert_store(tmp_path_factory):
+    return load_or_build(open_database(spider_db("concert_singer")),
+                         Settings(cache_dir=tmp_path_factory.mktemp("repr")))
+
+
+def _render(fmt: str, store, descriptions, selection=None) -> str:
+    if fmt == "mschema":
+        return to_mschema(store.schema, selection, descriptions=descriptions)
+    if fmt == "ddl":
+        return to_ddl(store.schema, selection, descriptions=descriptions)
+    return render_metadata_schema(store.record, selection, granularity=fmt.split("_", 1)[1],
+                                  descriptions=descriptions)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_description_mapping_reaches_every_format(fmt, concert_store):
+    # keys in another case than the database's, as users write them
+    descriptions = {("SINGER", "age"): "age in years\non the day of the concert",
+                    ("stadium", "capacity"): "number of seats"}
+    text = _render(fmt, concert_store, descriptions)
+    if fmt == "ddl":
+        assert "  Age INT, -- age in years on the day of the concert\n" in text
+        assert "  Capacity INT, -- number of seats\n" in text
+        conn = sqlite3.connect(":memory:")
+        conn.executescript(text)  # comments keep the statements valid
+        assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 4
+    else:
+        assert "(Age:INT, age in years on the day of the concert, " in text
+        assert "(Capacity:INT, number of seats, " in text
+    # and only next to its own column
+    assert text.count("number of seats") == 1
+    plain = _render(fmt, concert_store, None)
+    assert "age in years" not in plain and "number of seats" not in plain
+
+
+def test_ddl_comments_are_valid_in_each_dialect(concert_store):
+    for dialect in ("sqlite", "mysql", "postgres"):
+        schema = concert_store.schema.model_copy(update={"dialect": dialect})
+        text = to_ddl(schema, descriptions={("singer", "Name"): "full name -- as printed"})
+        assert "Name TEXT, -- full name -- as printed" in text
+        statements = sqlglot.parse(text, read=dialect)
+        assert len([s for s in statements if s is not None]) == 4
+        assert all(isinstance(s, sqlglot.exp.Create) for s in statements if s is not None)
+
+
+@pytest.mark.parametrize("db_id,expected", [
+    ("railway", '  "From" TEXT,'),  # FROM is reserved in SQLite: quoted
+    ("city_record", "CREATE TABLE match ("),  # MATCH is a keyword SQLite accepts as a name: left bare
+])
+def test_ddl_quotes_reserved_names_only(db_id, expected):
+    schema = open_database(spider_db(db_id)).schema()
+    text = to_ddl(schema)
+    assert expected in text
+    assert text.count('"') == (2 if db_id == "railway" else 0)
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(text)  # the DDL recreates every table
+    assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == len(schema.tables)
+
+
+@pytest.fixture(scope="module")
+def chinook_sampled(tmp_path_factory):
+    # dependencies mined on 1,000 sampled rows (Track has 3,503)
+    return load_or_build(open_database(spider_db("chinook_1")), Settings(cache_dir=tmp_path_factory.mktemp("fd")),
+                         options=ProfileOptions(fd_sample_rows=1000))
+
+
+def test_complete_names_related_columns_outside_the_linked_subset(chinook_sampled):
+    text = render_metadata_schema(chinook_sampled.record, {"Customer": ["City"]}, granularity="complete")
+    assert "# Table: Invoice" not in text
+    # the duplicate lives in a table that is not rendered: named table.column, marked as outside
+    assert "Customer.City == Invoice.BillingCity (Invoice.BillingCity is not in this schema)" in text
+    both = render_metadata_schema(chinook_sampled.record, {"Customer": ["City"], "Invoice": ["BillingCity"]},
+                                  granularity="complete")
+    assert "Customer.City == Invoice.BillingCity\n" in both + "\n"
+    # every similar pair touching a rendered column is listed, its partner named
+    for kind, table, column in chinook_sampled.record.related_columns("Customer", "City"):
+        assert f"{table}.{column}" in text
+
+
+def test_complete_gives_the_sample_behind_a_dependency(chinook_sampled):
+    track = chinook_sampled.record.table("Track")
+    text = render_metadata_schema(chinook_sampled.record, {"Track": None}, granularity="complete")
+    assert track.row_count == 3503
+    deps = [d for d in chinook_sampled.record.dependencies if d.table == "Track"]
+    assert deps and all(d.sampled_rows == 1000 for d in deps)  # which ones hold depends on the sample
+    lines = [line for line in text.splitlines() if line.startswith("Track: ")]
+    assert len(lines) == len(deps)
+    assert all(re.fullmatch(r"Track: [\w, ]+ -> \w+ \((N:1|1:1) on 1,000 rows sampled of 3,503\)", line)
+               for line in lines)
+    small = render_metadata_schema(chinook_sampled.record, {"Customer": None}, granularity="complete")
+    assert "Customer: City -> Country (N:1 on all 59 rows)" in small
+
+
+def test_complete_shows_bird_data_format_and_value_description_once(tmp_path):
+    desc = tmp_path / "database_description"
+    desc.mkdir()
+    (desc / "singer.csv").write_text(
+        "original_column_name,column_name,column_description,data_format,value_description\n"
+        "Song_release_year,song release year,year the song came out,date,four digits\n",
+        encoding="utf-8",
+    )
+    store = load_or_build(open_database(spider_db("concert_singer")), Settings(cache_dir=tmp_path / "c"),
+                          descriptions_dir=tmp_path)
+    sel = {"singer": ["Song_release_year"]}
+    text = render_metadata_schema(store.record, sel, granularity="complete")
+    assert "(Song_release_year:TEXT, year the song came out, " in text
+    assert "Format: date" in text and "Values: four digits" in text
+    # the API's mapping already carries format and values: not repeated
+    mapping = description_texts(desc)
+    assert mapping == {("singer", "Song_release_year"): "year the song came out; format: date; four digits"}
+    again = render_metadata_schema(store.record, sel, granularity="complete", descriptions=mapping)
+    assert again.count("four digits") == 1 and again.count("date") == 1
+
+
+def test_question_examples_come_from_retrieval(concert_store):
+    q = "Which singers come from the Netherlands?"
+    examples = retrieval.question_examples(concert_store, q, {"singer": ["Country"]})
+    assert examples == {("singer", "Country"): ["Netherlands"]}
+    text = render_metadata_schema(concert_store.record, {"singer": ["Country"]}, question_examples=examples)
+    assert "(Country:TEXT, Examples: [Netherlands, France, United States])" in text

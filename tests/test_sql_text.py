@@ -2,7 +2,7 @@
 
 import pytest
 
-from quorumsql.agents.sql_text import extract_sql, result_key
+from quorumsql.agents.sql_text import extract_sql, normalize_sql, result_key
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,31 @@ def test_result_key_is_order_insensitive_multiset():
     assert result_key([(1,), (1,)]) != result_key([(1,)])
     assert result_key([(0.1 + 0.2,)]) == result_key([(0.3,)])
     assert result_key([]) != result_key([(None,)])
+
+
+@pytest.mark.parametrize(
+    "a,b,dialect,same",
+    [
+        # spacing, keyword case, trailing semicolon, comments
+        ("select  count(*)\nfrom singer;", "SELECT COUNT(*) FROM singer -- all", "sqlite", True),
+        # SQLite names are case-insensitive, quoted or not; aliases too
+        ('SELECT T1.Name FROM singer AS T1', 'select t1."name" from SINGER as t1', "sqlite", True),
+        # string literals keep their case: 'France' and 'france' are different queries in SQLite
+        ("SELECT name FROM singer WHERE country = 'France'",
+         "SELECT name FROM singer WHERE country = 'france'", "sqlite", False),
+        # PostgreSQL folds unquoted names only
+        ('SELECT "Name" FROM singer', "SELECT name FROM singer", "postgres", False),
+        ("SELECT Name FROM singer", "SELECT name FROM singer", "postgres", True),
+        # different queries stay different
+        ("SELECT name FROM singer", "SELECT name FROM singer ORDER BY age", "sqlite", False),
+        # text sqlglot cannot parse still compares up to spacing and case outside literals
+        ("SELECT FROM WHERE x = 'A' ;", "select  from where X = 'A'", None, True),
+        ("SELECT FROM WHERE x = 'A'", "SELECT FROM WHERE x = 'a'", None, False),
+    ],
+)
+def test_normalize_sql(a, b, dialect, same):
+    assert (normalize_sql(a, dialect) == normalize_sql(b, dialect)) is same
+
+
+def test_normalize_sql_of_nothing():
+    assert normalize_sql(None) is None and normalize_sql("  \n") is None

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from quorumsql.config import Settings
 from quorumsql.db import open_database
 from quorumsql.metadata import ValueIndex, load_or_build
-from quorumsql.metadata.value_index import similarity, trigrams, word_tokens
-
-REPO = Path(__file__).resolve().parents[1]
-SPIDER = REPO.parent / "shared" / "data" / "spider" / "database"
-
-pytestmark = pytest.mark.skipif(not SPIDER.is_dir(), reason=f"Spider databases not found at {SPIDER}")
+from quorumsql.metadata.value_index import ValueHit, similarities, similarity, trigrams, word_tokens
+from tests.conftest import spider_db
 
 
 @pytest.fixture(scope="module")
 def chinook(tmp_path_factory):
-    db = open_database(SPIDER / "chinook_1" / "chinook_1.sqlite")
+    db = open_database(spider_db("chinook_1"))
     return load_or_build(db, Settings(cache_dir=tmp_path_factory.mktemp("vi")))
 
 
@@ -72,3 +66,19 @@ def test_tokenizers_and_similarity():
     assert trigrams("Ab") == [" ab", "ab "]
     assert similarity("dublin", "Dublin") == 1.0
     assert similarity("dublin", "Dublin Airport") > similarity("dublin", "Berlin Airport")
+
+
+def test_batch_similarities_match_single_ones_and_rank_sensibly():
+    values = ["Dublin Airport", "Berlin Airport", "dublin", "", "Port of Dublin City"]
+    batch = similarities("Dublin", values)
+    assert batch.shape == (5,) and batch[3] == 0.0
+    assert list(batch) == [similarity("Dublin", v) for v in values]
+    assert batch[2] == 1.0  # same text up to case
+    assert batch[0] == batch[4] == 0.95  # a whole-word window inside a longer value
+    assert batch[0] > batch[1] > 0.0
+    assert similarities("", values).tolist() == [0.0] * 5 and similarities("x", []).shape == (0,)
+
+
+def test_hits_are_named_tuples(chinook):
+    hit = chinook.value_index.lookup("Amsterdm", k=1)[0]
+    assert isinstance(hit, ValueHit) and (hit.table, hit.value) == (hit[0], hit[2])

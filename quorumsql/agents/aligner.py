@@ -8,8 +8,8 @@ rewrites fix it deterministically. This follows the rule-generated alignment of 
 
 Rules, for each column reference that does not resolve:
 
-1. ``alias.col`` where the alias's table has a column equal to ``col`` up to case, ``_`` and
-   spaces: use that column.
+1. ``alias.col`` where the alias's table has a column equal to ``col`` up to case, ``_``,
+   spaces and punctuation (:func:`quorumsql.sqlnames.normalize_column_name`): use that column.
 2. ``alias.col`` where exactly one other table of the query has ``col`` (or a normalized
    match): move the reference to that table's alias.
 3. unqualified ``col`` matching exactly one column of the query's tables after normalization:
@@ -26,10 +26,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from quorumsql.db.schema import DatabaseSchema, Table
-
-
-def _norm(name: str) -> str:
-    return name.lower().replace("_", "").replace(" ", "")
+from quorumsql.sqlnames import identifier, normalize_column_name
 
 
 def _find(table: Table, name: str) -> str | None:
@@ -37,7 +34,8 @@ def _find(table: Table, name: str) -> str | None:
     col = table.column(name)
     if col is not None:
         return col.name
-    matches = [c.name for c in table.columns if _norm(c.name) == _norm(name)]
+    wanted = normalize_column_name(name)
+    matches = [c.name for c in table.columns if normalize_column_name(c.name) == wanted]
     return matches[0] if len(matches) == 1 else None
 
 
@@ -84,15 +82,15 @@ def align_column_names(sql: str, schema: DatabaseSchema) -> str | None:
                 continue
             fixed = _find(table, name)
             if fixed is not None:
-                col.set("this", exp.to_identifier(fixed))
+                col.set("this", identifier(fixed, dialect))
                 changed = True
                 continue
             owners = [(t, _find(t, name)) for t in tables.values() if t is not table]
             owners = [(t, c) for t, c in owners if c is not None]
             if len(owners) == 1:
                 owner, fixed = owners[0]
-                col.set("table", exp.to_identifier(refs[owner.name.lower()]))
-                col.set("this", exp.to_identifier(fixed))
+                col.set("table", identifier(refs[owner.name.lower()], dialect))
+                col.set("this", identifier(fixed, dialect))
                 changed = True
         else:
             if name.lower() in output_aliases or any(t.column(name) for t in tables.values()):
@@ -100,7 +98,7 @@ def align_column_names(sql: str, schema: DatabaseSchema) -> str | None:
             found = [(t, _find(t, name)) for t in tables.values()]
             found = [(t, c) for t, c in found if c is not None]
             if len(found) == 1:
-                col.set("this", exp.to_identifier(found[0][1]))
+                col.set("this", identifier(found[0][1], dialect))
                 changed = True
     if not changed:
         return None

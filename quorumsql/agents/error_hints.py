@@ -9,14 +9,16 @@ PostgreSQL are recognised.
 
 from __future__ import annotations
 
-import difflib
 import re
+from collections.abc import Sequence
 
 import sqlglot
+from rapidfuzz import fuzz, process
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from quorumsql.db.schema import DatabaseSchema
+from quorumsql.sqlnames import normalize_column_name
 
 _UNKNOWN_COLUMN = [
     re.compile(r"no such column: ([\w.\"`\[\]]+)", re.I),  # SQLite
@@ -37,6 +39,24 @@ def _match(patterns: list[re.Pattern], error: str) -> str | None:
         if m:
             return m.group(1).strip("\"`[]")
     return None
+
+
+def close_names(name: str, candidates: Sequence[str], limit: int = 3, cutoff: float = 50.0) -> list[str]:
+    """The names of ``candidates`` spelled most like ``name``, best first.
+
+    Names are compared in their :func:`~quorumsql.sqlnames.normalize_column_name` form (so
+    ``pet_type`` matches ``PetType`` fully) with rapidfuzz's normalised Indel similarity
+    (``fuzz.ratio``, 0-100).
+
+    Args:
+        name: the unknown name.
+        candidates: names that exist.
+        limit: names returned at most.
+        cutoff: minimum similarity (0-100).
+    """
+    found = process.extract(name, list(candidates), scorer=fuzz.ratio, processor=normalize_column_name,
+                            limit=limit, score_cutoff=cutoff)
+    return [match for match, _, _ in found]
 
 
 def _tables_in(sql: str, dialect: str) -> dict[str, str]:
@@ -78,13 +98,12 @@ def error_hint(sql: str, error: str, schema: DatabaseSchema) -> str:
             lines.append(f"Column {name} exists in table(s): {', '.join(holders)}.")
         else:
             all_cols = sorted({c.name for t in schema.tables for c in t.columns})
-            close = difflib.get_close_matches(name, all_cols, n=3, cutoff=0.5)
-            close += [c for c in all_cols if c.lower().replace("_", "") == name.lower().replace("_", "") and c not in close]
+            close = close_names(name, all_cols)
             if close:
                 lines.append(f"No column is called {name}; similar names: {', '.join(close)}.")
     elif table is not None:
         names = [t.name for t in schema.tables]
-        close = difflib.get_close_matches(table, names, n=3, cutoff=0.5)
+        close = close_names(table, names)
         lines.append(f"No table is called {table}" + (f"; similar names: {', '.join(close)}." if close else "."))
         lines.append(f"Tables: {', '.join(names[:_MAX_COLUMNS])}.")
     else:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from quorumsql.agents.aligner import align_column_names
 from quorumsql.agents.error_hints import error_hint
-from quorumsql.agents.sql_text import extract_sql, result_key
+from quorumsql.agents.sql_text import extract_sql, normalize_sql, result_key
 from quorumsql.db import Database, ExecutionResult
 from quorumsql.llm import Usage, invoke
 from quorumsql.records import Attempt
@@ -108,10 +108,6 @@ class Refinement(BaseModel):
         return result_key(self.result.rows)
 
 
-def _key(sql: str) -> str:
-    return " ".join(sql.split()).lower()
-
-
 def _attempt(sql: str | None, state: str, result: ExecutionResult | None) -> Attempt:
     return Attempt(
         sql=sql,
@@ -169,14 +165,14 @@ def refine(
         else:
             result = db.try_execute(current)
             state = classify(result)
-            tried.add(_key(current))
+            tried.add(normalize_sql(current, db.dialect))
         attempts.append(_attempt(current, state, result))
         if state not in refine_states or revisions >= rounds:
             break
         revisions += 1
         if state == "error" and current is not None:
             aligned = align_column_names(current, db.schema())
-            if aligned is not None and _key(aligned) not in tried:
+            if aligned is not None and normalize_sql(aligned, db.dialect) not in tried:
                 current = aligned  # a rule fixed the names: no model call needed
                 continue
         error = result.error if result is not None and result.error else ""
@@ -188,14 +184,14 @@ def refine(
             text, call_usage = invoke(llm, history, temperature=temperature, max_tokens=max_tokens, **options)
             usage = usage + call_usage
             revised = extract_sql(text)
-            if revised is not None and _key(revised) not in tried:
+            if revised is not None and normalize_sql(revised, db.dialect) not in tried:
                 break  # something new to try
             if retry_temperature is None:
                 break
         history.append(AIMessage(text))
         if revised is None and current is not None:
             break  # the model gave up; keep the last SQL
-        if revised is not None and _key(revised) in tried:
+        if revised is not None and normalize_sql(revised, db.dialect) in tried:
             break  # the model stands by an SQL already tried
         current = revised
     # the final answer is the last SQL that ran, else the last SQL at all

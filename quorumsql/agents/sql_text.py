@@ -1,12 +1,17 @@
-"""Pull the SQL out of what a model wrote, and fingerprint execution results."""
+"""Pull the SQL out of what a model wrote, compare SQL texts, and fingerprint execution results."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
+
+import sqlglot
+from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)(?:```|$)", re.S)
 # a statement keyword at the start of a line (writes included: they must reach the safety check
@@ -55,6 +60,49 @@ def _clean(sql: str) -> str | None:
     # several statements are kept as written: the safety check refuses them visibly
     sql = sql.strip().rstrip(";").strip()
     return sql or None
+
+
+_STRING_LITERAL = re.compile(r"('(?:[^']|'')*')")
+
+
+def normalize_sql(sql: str | None, dialect: str | None = None) -> str | None:
+    """A canonical form of ``sql``: two queries with the same form are the same query.
+
+    Parsed with sqlglot and written back in ``dialect`` with every identifier quoted after the
+    dialect's own case rules (:func:`sqlglot.optimizer.normalize_identifiers.normalize_identifiers`:
+    SQLite folds every name, PostgreSQL folds unquoted names only, MySQL keeps them), keywords
+    and function names upper-cased, whitespace, comments and trailing semicolons dropped. String
+    literals keep their case (``'France'`` and ``'france'`` differ in SQLite).
+    Text sqlglot cannot parse (or several statements) falls back to collapsed whitespace,
+    trailing semicolons removed and lower case outside single-quoted literals.
+
+    Used to spot duplicate candidates, revisions that repeat an SQL already tried and a judged
+    SQL identical to the reference.
+
+    Args:
+        sql: the query (None or blank gives None).
+        dialect: sqlglot dialect of the database (None: sqlglot's generic dialect).
+
+    Returns:
+        The canonical text, or None.
+    """
+    if sql is None or not sql.strip():
+        return None
+    return _normalize_sql(sql, dialect)
+
+
+@functools.lru_cache(maxsize=2048)
+def _normalize_sql(sql: str, dialect: str | None) -> str:
+    try:
+        trees = [t for t in sqlglot.parse(sql, read=dialect) if t is not None]
+        if len(trees) == 1:
+            tree = normalize_identifiers(trees[0], dialect=dialect)
+            return tree.sql(dialect=dialect, identify=True, comments=False)
+    except (SqlglotError, ValueError):
+        pass
+    text = " ".join(sql.split()).rstrip("; ").strip()
+    parts = _STRING_LITERAL.split(text)
+    return "".join(p if i % 2 else p.lower() for i, p in enumerate(parts))
 
 
 def _norm(value: Any) -> Any:

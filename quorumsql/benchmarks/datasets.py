@@ -238,27 +238,22 @@ def load_bird(root: str | Path, question_file: str | None = None) -> Dataset:
 def load_bird_descriptions(directory: str | Path) -> dict[tuple[str, str], str]:
     """BIRD's ``database_description/<table>.csv`` files as ``{(table, column): text}``.
 
-    Read by :func:`quorumsql.metadata.load_descriptions`; the text joins the expanded column
-    name, the description and the value description (``;``-separated, blanks dropped).
+    The texts of :func:`quorumsql.metadata.descriptions.description_texts` (full name,
+    description, data format when it says more than the type, value description), the same
+    mapping the API builds from a descriptions folder.
 
     Returns:
         An empty dict when the directory does not exist or holds no CSV file.
     """
     from quorumsql.errors import ConfigError
-    from quorumsql.metadata.descriptions import load_descriptions
+    from quorumsql.metadata.descriptions import description_texts
 
     if not Path(directory).is_dir():
         return {}
     try:
-        found = load_descriptions(directory)
+        return description_texts(directory)
     except ConfigError:
         return {}
-    out = {}
-    for d in found.values():
-        text = d.text(with_values=True)
-        if text:
-            out[(d.table, d.column)] = text
-    return out
 
 
 _SQL_KEYS = ("sql", "gold_sql", "SQL", "query", "gold")

@@ -19,6 +19,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
+from quorumsql.agents.sql_text import normalize_sql
 from quorumsql.llm import Usage, invoke
 
 QSE_SYSTEM = """You are a strict reviewer of SQL queries. Given a database schema, a question and a SQL \
@@ -118,10 +119,11 @@ class Judge:
         text, usage = invoke(self.llm, messages, temperature=0.0, max_tokens=self.max_tokens)
         return Verdict(score=parse_verdict(text), reason=_reason(text), usage=usage)
 
-    def sse(self, sql: str | None, gold_sql: str, *, schema_text: str = "") -> Verdict:
+    def sse(self, sql: str | None, gold_sql: str, *, schema_text: str = "", dialect: str | None = None) -> Verdict:
         """SQL-SQL evaluation: is ``sql`` equivalent to ``gold_sql``?
 
-        A missing SQL scores 0 and an identical one (up to whitespace and case) 1, without a
+        A missing SQL scores 0 and an identical one (same
+        :func:`~quorumsql.agents.sql_text.normalize_sql` form in ``dialect``) 1, without a
         model call.
 
         Raises:
@@ -129,7 +131,7 @@ class Judge:
         """
         if not sql:
             return Verdict(score=0, reason="no SQL")
-        if " ".join(sql.split()).lower().rstrip(";") == " ".join(gold_sql.split()).lower().rstrip(";"):
+        if normalize_sql(sql, dialect) == normalize_sql(gold_sql, dialect):
             return Verdict(score=1, reason="identical to the reference")
         messages = [
             SystemMessage(SSE_SYSTEM),

@@ -28,12 +28,12 @@ from typing import Any, Protocol
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
-from sqlglot import exp
 
 from quorumsql.agents.generator import DIALECT_NAMES, generate_sql
 from quorumsql.agents.sql_text import extract_sql
 from quorumsql.db import Database
 from quorumsql.llm import Usage, describe_model, invoke
+from quorumsql.sqlnames import quote_identifier
 from quorumsql.schema_repr import to_ddl, to_mschema
 
 BASELINES = ("zs-ddl", "zs-ddl-rows", "zs-mschema")
@@ -126,10 +126,6 @@ class PipelineSystem:
         )
 
 
-def _quote(name: str, dialect: str) -> str:
-    return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
-
-
 class BaselineSystem:
     """A single-call zero-shot baseline (see the module docstring for the three prompts).
 
@@ -194,7 +190,7 @@ class BaselineSystem:
             samples = {}
             for table in schema.tables:
                 res = db.try_execute(
-                    f"SELECT * FROM {_quote(table.name, db.dialect)} LIMIT {self.sample_rows}",
+                    f"SELECT * FROM {quote_identifier(table.name, db.dialect)} LIMIT {self.sample_rows}",
                     max_rows=self.sample_rows,
                 )
                 if res.error is None:

@@ -5,11 +5,14 @@ The metadata-complete context of MCI-SQL (paper 004, section 3.1): column-level 
 relations (:mod:`~quorumsql.metadata.relations`), table-level counts and descriptions; plus
 the value index (:mod:`~quorumsql.metadata.value_index`) and the column index
 (:mod:`~quorumsql.metadata.column_index`). :func:`load_or_build` computes all of it once per
-database state and stores it (:mod:`~quorumsql.metadata.store`).
+database state and stores it (:mod:`~quorumsql.metadata.store`); :mod:`~quorumsql.metadata.retrieval`
+searches the indexes. Rendering for prompts is :mod:`quorumsql.schema_repr`'s job: this package
+never imports it (``schema_repr`` imports the records of :mod:`~quorumsql.metadata.models`).
 """
 
-from quorumsql.metadata.column_index import ColumnIndex, column_text
-from quorumsql.metadata.descriptions import ColumnDescription, load_descriptions
+from quorumsql.metadata import retrieval
+from quorumsql.metadata.column_index import ColumnHit, ColumnIndex, column_text
+from quorumsql.metadata.descriptions import ColumnDescription, description_texts, load_descriptions
 from quorumsql.metadata.models import (
     ColumnPair,
     ColumnProfile,
@@ -20,12 +23,12 @@ from quorumsql.metadata.models import (
     ValuePattern,
 )
 from quorumsql.metadata.profiler import ProfileOptions
-from quorumsql.metadata.store import DatabaseMetadata, MetadataBuildError, load, load_or_build
-from quorumsql.metadata.value_index import ValueIndex
+from quorumsql.metadata.store import DatabaseMetadata, MetadataBuildError, MetadataIndexError, load, load_or_build
+from quorumsql.metadata.value_index import ValueHit, ValueIndex
 
 __all__ = [
-    "ColumnDescription", "ColumnIndex", "ColumnPair", "ColumnProfile", "DatabaseMetadata",
-    "FunctionalDependency", "JoinCandidate", "MetadataBuildError", "MetadataRecord",
-    "ProfileOptions", "TableProfile", "ValueIndex", "ValuePattern", "column_text", "load",
-    "load_descriptions", "load_or_build",
+    "ColumnDescription", "ColumnHit", "ColumnIndex", "ColumnPair", "ColumnProfile", "DatabaseMetadata",
+    "FunctionalDependency", "JoinCandidate", "MetadataBuildError", "MetadataIndexError", "MetadataRecord",
+    "ProfileOptions", "TableProfile", "ValueHit", "ValueIndex", "ValuePattern", "column_text",
+    "description_texts", "load", "load_descriptions", "load_or_build", "retrieval",
 ]

@@ -11,12 +11,22 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from quorumsql.metadata.models import ColumnProfile
 
 COLLECTION = "columns"
+
+
+class ColumnHit(NamedTuple):
+    """One column near a text: ``score`` is the cosine similarity of the embeddings (-1..1)."""
+
+    table: str
+    column: str
+    score: float
+
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -90,7 +100,7 @@ class ColumnIndex:
         index._collection = col
         return index
 
-    def query(self, text: str, k: int = 10, *, tables: Sequence[str] | None = None) -> list[tuple[str, str, float]]:
+    def query(self, text: str, k: int = 10, *, tables: Sequence[str] | None = None) -> list[ColumnHit]:
         """The ``k`` columns nearest to ``text``.
 
         Args:
@@ -99,7 +109,8 @@ class ColumnIndex:
             tables: restrict to these tables (exact names).
 
         Returns:
-            ``[(table, column, score)]``, best first; ``score`` is the cosine similarity.
+            :class:`ColumnHit` ``(table, column, score)`` tuples, best first; ``score`` is the
+            cosine similarity.
         """
         if not text or not text.strip():
             return []
@@ -113,5 +124,5 @@ class ColumnIndex:
                         include=["metadatas", "distances"])
         out = []
         for meta, dist in zip(res["metadatas"][0], res["distances"][0]):
-            out.append((meta["table"], meta["column"], round(1.0 - float(dist), 4)))
+            out.append(ColumnHit(meta["table"], meta["column"], round(1.0 - float(dist), 4)))
         return out

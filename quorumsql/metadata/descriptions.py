@@ -4,6 +4,10 @@ Each file is named after a table and has the header
 ``original_column_name,column_name,column_description,data_format,value_description``
 (BIRD, Li et al. 2023). The files come in several encodings (UTF-8, UTF-8 with BOM, cp1252);
 all are read.
+
+:func:`load_descriptions` gives the rows field by field (the metadata store keeps them apart);
+:func:`description_texts` gives the one ``{(table, column): text}`` mapping that every prompt
+rendering, the API and the benchmark loaders use.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quorumsql.errors import ConfigError
+from quorumsql.metadata.sql import type_family
+from quorumsql.sqlnames import normalize_column_name
 
 _ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 
@@ -37,19 +43,27 @@ class ColumnDescription:
     data_format: str = ""
     value_description: str = ""
 
-    def text(self, *, with_values: bool = False) -> str:
-        """The description for prompts: the full name and the description, whitespace collapsed.
+    def text(self, *, with_values: bool = False, with_format: bool = False) -> str:
+        """The description for prompts, ``;``-separated, whitespace collapsed, blanks dropped.
 
-        Args:
-            with_values: append the value description (codes, units) too.
+        Parts in order: the full name (when it is more than a respelling of the column name and
+        not already in the description), the description (unless it only respells the column
+        name), ``format: <data_format>`` (with
+        ``with_format``, and only when the format says more than a number or text type, e.g.
+        ``date``: the rendering shows the column's type already), the value description (with
+        ``with_values``; codes and units).
         """
         parts = []
         desc = " ".join(self.description.split())
         full = " ".join(self.full_name.split())
-        if full and full.lower() != self.column.lower() and full.lower() not in desc.lower():
+        if (full and normalize_column_name(full) != normalize_column_name(self.column)
+                and full.lower() not in desc.lower()):
             parts.append(full)
-        if desc:
+        if desc and normalize_column_name(desc) != normalize_column_name(self.column):
             parts.append(desc)
+        fmt = " ".join(self.data_format.split())
+        if with_format and fmt and type_family(fmt) not in ("number", "text"):
+            parts.append(f"format: {fmt}")
         values = " ".join(self.value_description.split())
         if with_values and values and values.lower() not in {p.lower() for p in parts}:
             parts.append(values)
@@ -104,4 +118,32 @@ def load_descriptions(directory: str | Path) -> dict[tuple[str, str], ColumnDesc
                 data_format=row.get("data_format", "").strip(),
                 value_description=row.get("value_description", "").strip(),
             )
+    return out
+
+
+def description_texts(directory: str | Path) -> dict[tuple[str, str], str]:
+    """Column descriptions of a BIRD ``database_description`` folder, one prompt text per column.
+
+    The text of each row is :meth:`ColumnDescription.text` with the value description and the
+    data format: ``"<full name>; <description>; format: <data format>; <value description>"``
+    with the parts that are empty, repeated, or a plain number/text type left out. This is the
+    mapping every caller uses (``Pipeline.set_descriptions``, the BIRD loader, the renderings'
+    ``descriptions`` argument).
+
+    Args:
+        directory: a BIRD ``database_description`` folder (or the database folder holding one).
+
+    Returns:
+        ``{(table, column): text}`` with table and column as written in the files (the file
+        stem and ``original_column_name``); renderings match them case-insensitively. Rows whose
+        text is empty are left out.
+
+    Raises:
+        ConfigError: the directory does not exist or holds no CSV file.
+    """
+    out: dict[tuple[str, str], str] = {}
+    for d in load_descriptions(directory).values():
+        text = d.text(with_values=True, with_format=True)
+        if text:
+            out[(d.table, d.column)] = text
     return out

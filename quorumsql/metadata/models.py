@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from quorumsql.db.schema import DatabaseSchema
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: ColumnProfile.data_format
 
 
 class ValuePattern(BaseModel):
@@ -70,6 +70,7 @@ class ColumnProfile(BaseModel):
         description: from the database comment, a BIRD description file or an LLM (see
             ``description_source``: ``comment`` | ``file`` | ``llm`` | None).
         value_description: BIRD ``value_description`` text, when given.
+        data_format: BIRD ``data_format`` (``integer``, ``real``, ``text``, ``date``, ...), when given.
         storage_types: SQLite storage classes seen and their counts (``{"integer": 10}``);
             several entries mean a mixed-type column.
         affinity: ``number`` | ``text`` | ``date`` | ``blob`` | ``mixed`` | ``empty``.
@@ -89,6 +90,7 @@ class ColumnProfile(BaseModel):
     description: str | None = None
     description_source: str | None = None
     value_description: str | None = None
+    data_format: str | None = None
     storage_types: dict[str, int] = Field(default_factory=dict)
     affinity: str = "empty"
     row_count: int = 0
@@ -240,3 +242,20 @@ class MetadataRecord(BaseModel):
         """The profile of table ``name`` (case-insensitive), or None."""
         low = name.lower()
         return next((t for t in self.tables if t.name.lower() == low), None)
+
+    def related_columns(self, table: str, column: str) -> list[tuple[str, str, str]]:
+        """Duplicate and similar columns of ``table.column`` (case-insensitive).
+
+        Returns:
+            ``[(kind, table, column)]`` with ``kind`` ``duplicate`` or ``similar``; duplicates
+            first, then similar columns, most similar first.
+        """
+        key = (table.lower(), column.lower())
+        out = []
+        for p in [*self.duplicates, *self.similar]:
+            a, b = (p.table, p.column), (p.other_table, p.other_column)
+            if (a[0].lower(), a[1].lower()) == key:
+                out.append((p.kind, *b))
+            elif (b[0].lower(), b[1].lower()) == key:
+                out.append((p.kind, *a))
+        return out

@@ -1,7 +1,8 @@
 """Column- and table-level statistics of one table, through read-only queries.
 
 For each table: one aggregate query per group of columns (row count, non-NULL and distinct
-counts, MIN/MAX, total length, and on SQLite the storage class of every cell); then, per text
+counts, MIN/MAX, total length, and on SQLite the storage class of every cell; when a server
+refuses the group's query, one query per column of it); then, per text
 column, one query for its distinct values with their frequencies (examples, value pattern, and
 the values the value index needs); per other column, one query for its most frequent values.
 Every query goes through :meth:`quorumsql.db.Database.try_execute`, so a failing or slow query
@@ -13,6 +14,8 @@ examples, NULL and distinct counts.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import hashlib
 import json
 import random
@@ -24,9 +27,11 @@ from quorumsql.db import Database
 from quorumsql.db.schema import Table
 from quorumsql.metadata.models import ColumnProfile, TableProfile
 from quorumsql.metadata.patterns import value_pattern
-from quorumsql.metadata.sql import for_dialect, quote, type_family
+from quorumsql.metadata.sql import for_dialect, type_family
+from quorumsql.sqlnames import quote_identifier
 
 _STORAGE = ("integer", "real", "text", "blob")
+_BOOL = re.compile(r"bool(ean)?", re.I)
 _ID_NAME = re.compile(r"(^|_|\b)(id|uuid|guid|key|hash|md5|sha\d*)$|[a-z]Id$|ID$", re.I)
 
 
@@ -78,6 +83,24 @@ class TableResult:
 
 def _is_blob(v: Any) -> bool:
     return isinstance(v, (bytes, bytearray, memoryview))
+
+
+def plain_value(v: Any) -> Any:
+    """A server's value as SQLite would give it, so profiles compare and store alike.
+
+    ``datetime``/``date``/``time`` become ISO text (``2005-11-12 07:09:48``, a space between date
+    and time as SQLite stores them), ``Decimal`` becomes ``int`` or ``float``, ``bool`` becomes
+    ``0``/``1``; anything else is returned unchanged.
+    """
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, datetime.datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, (datetime.date, datetime.time)):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return int(v) if v == v.to_integral_value() and abs(v) < 10**15 else float(v)
+    return v
 
 
 def _to_number(text: str) -> int | float | None:
@@ -142,7 +165,7 @@ class TableProfiler:
         )
 
     def q(self, name: str) -> str:
-        return quote(name, "sqlite")
+        return quote_identifier(name, "sqlite")
 
     # -- one table -------------------------------------------------------------------------
     def profile(self, table: Table, reuse: Callable[[str], TableResult | None] | None = None) -> TableResult:
@@ -171,46 +194,21 @@ class TableProfiler:
         if not table.columns:
             tprof.skipped.append("table has no columns")
             return result
-        sqlite = self.dialect == "sqlite"
         row_count: int | None = None
         stats: dict[str, dict[str, Any]] = {}
         groups = [cols[i:i + self.opts.columns_per_query] for i in range(0, len(cols), self.opts.columns_per_query)]
         for group in groups:
-            exprs = ["COUNT(*)"]
-            for c in group:
-                cq = self.q(c.name)
-                exprs += [f"COUNT({cq})", f"COUNT(DISTINCT {cq})", f"MIN({cq})", f"MAX({cq})",
-                          f"SUM(LENGTH({cq}))"]
-                if sqlite:
-                    exprs += [f"SUM(typeof({cq}) = '{s}')" for s in _STORAGE]
-            res = self.run(f"SELECT {', '.join(exprs)} FROM {tq}", max_rows=1)
-            if not res.ok or not res.rows:
-                msg = f"statistics query failed: {res.error}"
-                for c in group:
-                    c.skipped.append(msg)
-                if msg not in tprof.skipped:
-                    tprof.skipped.append(msg)
-                continue
-            row = list(res.rows[0])
-            row_count = int(row[0] or 0)
-            pos = 1
-            width = 5 + (4 if sqlite else 0)
-            for c in group:
-                vals = row[pos:pos + width]
-                pos += width
-                nonnull, distinct, mn, mx, total_len = vals[:5]
-                c.row_count = row_count
-                c.null_count = row_count - int(nonnull or 0)
-                c.distinct_count = int(distinct or 0)
-                c.unique = bool(nonnull) and c.distinct_count == int(nonnull)
-                if sqlite:
-                    c.storage_types = {s: int(n or 0) for s, n in zip(_STORAGE, vals[5:]) if n}
-                st = {"nonnull": int(nonnull or 0), "distinct": c.distinct_count,
-                      "min": None if _is_blob(mn) else mn, "max": None if _is_blob(mx) else mx,
-                      "total_length": total_len}
-                stats[c.name] = st
-                self._classify(c, st)
+            outcome = self._aggregate(tq, group, stats)
+            if isinstance(outcome, str) and len(group) > 1:
+                # one column's aggregate can fail on a server (a type without MIN, COUNT(DISTINCT)
+                # or LENGTH there): retry column by column so the others still get statistics
+                outcomes = [self._aggregate(tq, [c], stats) for c in group]
+                row_count = next((n for n in outcomes if isinstance(n, int)), row_count)
+            elif isinstance(outcome, int):
+                row_count = outcome
         tprof.row_count = row_count or 0
+        for msg in dict.fromkeys(m for c in cols for m in c.skipped if m.startswith("statistics query failed")):
+            tprof.skipped.append(msg)
         signature = table_signature(table, tprof.row_count, stats)
         if reuse is not None and len(stats) == len(cols):
             earlier = reuse(signature)
@@ -239,6 +237,55 @@ class TableProfiler:
         tprof.signature = signature
         result.queries = self.queries - start_queries
         return result
+
+    def _aggregate(self, tq: str, group: list[ColumnProfile], stats: dict[str, dict[str, Any]]) -> int | str:
+        """One statistics query over ``group``: fills the profiles and ``stats``.
+
+        Per column: non-NULL count, distinct count, MIN, MAX, total text length (of the value
+        rendered as text on servers, where LENGTH takes only strings) and, on SQLite, the count
+        of each storage class. On PostgreSQL, booleans are aggregated as integers (it has no
+        MIN/MAX of boolean). Values are made JSON-plain (see :func:`plain_value`).
+
+        Returns:
+            The table's row count, or the error message when the query failed (the columns'
+            ``skipped`` then say so).
+        """
+        sqlite = self.dialect == "sqlite"
+        exprs = ["COUNT(*)"]
+        for c in group:
+            cq = self.q(c.name)
+            agg = f"CAST({cq} AS INTEGER)" if self.dialect == "postgres" and _BOOL.fullmatch(c.type or "") else cq
+            length = f"LENGTH({cq})" if sqlite else f"LENGTH(CAST({cq} AS TEXT))"
+            exprs += [f"COUNT({cq})", f"COUNT(DISTINCT {cq})", f"MIN({agg})", f"MAX({agg})", f"SUM({length})"]
+            if sqlite:
+                exprs += [f"SUM(typeof({cq}) = '{s}')" for s in _STORAGE]
+        res = self.run(f"SELECT {', '.join(exprs)} FROM {tq}", max_rows=1)
+        if not res.ok or not res.rows:
+            msg = f"statistics query failed: {res.error}"
+            for c in group:
+                if msg not in c.skipped:
+                    c.skipped.append(msg)
+            return msg
+        row = list(res.rows[0])
+        row_count = int(row[0] or 0)
+        pos = 1
+        width = 5 + (4 if sqlite else 0)
+        for c in group:
+            vals = row[pos:pos + width]
+            pos += width
+            nonnull, distinct, mn, mx, total_len = vals[:5]
+            c.row_count = row_count
+            c.null_count = row_count - int(nonnull or 0)
+            c.distinct_count = int(distinct or 0)
+            c.unique = bool(nonnull) and c.distinct_count == int(nonnull)
+            if sqlite:
+                c.storage_types = {s: int(n or 0) for s, n in zip(_STORAGE, vals[5:]) if n}
+            st = {"nonnull": int(nonnull or 0), "distinct": c.distinct_count,
+                  "min": None if _is_blob(mn) else plain_value(mn), "max": None if _is_blob(mx) else plain_value(mx),
+                  "total_length": plain_value(total_len)}
+            stats[c.name] = st
+            self._classify(c, st)
+        return row_count
 
     def _classify(self, c: ColumnProfile, st: dict[str, Any]) -> None:
         """Set ``affinity`` from the storage classes seen (SQLite) or the declared type."""
@@ -278,9 +325,16 @@ class TableProfiler:
 
     def _profile_other(self, c: ColumnProfile, st: dict[str, Any]) -> None:
         c.min_value, c.max_value = st.get("min"), st.get("max")
-        res = self._frequent(c, self.opts.examples)
+        # a server's typed date/time column: read enough values for a pattern too, so it gets
+        # the date format that SQLite's text dates get from _profile_text
+        typed_dates = c.affinity == "date" and self.dialect != "sqlite"
+        limit = max(self.opts.examples, self.opts.pattern_sample) if typed_dates else self.opts.examples
+        res = self._frequent(c, limit)
         if res.ok:
-            c.examples = [r[0] for r in res.rows if not _is_blob(r[0])]
+            values = [plain_value(r[0]) for r in res.rows if not _is_blob(r[0])]
+            c.examples = values[: self.opts.examples]
+            if typed_dates and values:
+                c.pattern = value_pattern([str(v) for v in values])
         else:
             c.skipped.append(f"examples query failed: {res.error}")
 

@@ -18,7 +18,6 @@ Journal 42(2)) to label column pairs 1:1 or N:1. Here:
 from __future__ import annotations
 
 import itertools
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -28,14 +27,10 @@ import numpy as np
 from quorumsql.db.schema import DatabaseSchema, Table
 from quorumsql.metadata.models import ColumnPair, ColumnProfile, FunctionalDependency, JoinCandidate
 from quorumsql.metadata.profiler import TableProfiler
-from quorumsql.metadata.sql import quote
+from quorumsql.sqlnames import normalize_column_name
+from quorumsql.sqlnames import quote_identifier
 
-_SPLIT = re.compile(r"[^a-z0-9]+")
 _GENERIC = {"id", "code", "key", "no", "num", "name", "type"}
-
-
-def _norm(name: str) -> str:
-    return _SPLIT.sub("", name.lower())
 
 
 def _singular(word: str) -> str:
@@ -55,7 +50,7 @@ def _family(c: ColumnProfile) -> str:
 # ---------------------------------------------------------------------------------------------
 def _ref_keys(c: ColumnProfile) -> set[str]:
     """Names under which a unique column may be referred to from another table."""
-    t, n = _norm(c.table), _norm(c.name)
+    t, n = normalize_column_name(c.table), normalize_column_name(c.name)
     keys = {t + n} if n in _GENERIC else {n, t + n}
     for stem in {t, _singular(t)}:
         if n in _GENERIC:
@@ -65,7 +60,7 @@ def _ref_keys(c: ColumnProfile) -> set[str]:
 
 
 def _fk_keys(c: ColumnProfile) -> set[str]:
-    n = _norm(c.name)
+    n = normalize_column_name(c.name)
     keys = {n}
     for suffix in ("id", "code", "key", "no", "num"):
         if n.endswith(suffix) and len(n) > len(suffix):
@@ -125,10 +120,10 @@ def join_candidates(
                 if checks >= max_checks:
                     break
                 checks += 1
-                qa, qb = quote(a.name, "sqlite"), quote(b.name, "sqlite")
+                qa, qb = quote_identifier(a.name, "sqlite"), quote_identifier(b.name, "sqlite")
                 res = profiler.run(
-                    f"SELECT COUNT(DISTINCT {qa}) FROM {quote(a.table, 'sqlite')} WHERE {qa} IN "
-                    f"(SELECT {qb} FROM {quote(b.table, 'sqlite')})",
+                    f"SELECT COUNT(DISTINCT {qa}) FROM {quote_identifier(a.table, 'sqlite')} WHERE {qa} IN "
+                    f"(SELECT {qb} FROM {quote_identifier(b.table, 'sqlite')})",
                     max_rows=1,
                 )
                 if not res.ok or not res.rows:
@@ -188,10 +183,10 @@ def duplicate_columns(
             if frozenset({a.key, b.key}) in joined or checks >= max_checks:
                 continue
             checks += 1
-            qa, qb = quote(a.name, "sqlite"), quote(b.name, "sqlite")
+            qa, qb = quote_identifier(a.name, "sqlite"), quote_identifier(b.name, "sqlite")
             res = profiler.run(
-                f"SELECT COUNT(*) FROM (SELECT {qa} FROM {quote(a.table, 'sqlite')} WHERE {qa} IS NOT NULL "
-                f"EXCEPT SELECT {qb} FROM {quote(b.table, 'sqlite')} WHERE {qb} IS NOT NULL) AS d",
+                f"SELECT COUNT(*) FROM (SELECT {qa} FROM {quote_identifier(a.table, 'sqlite')} WHERE {qa} IS NOT NULL "
+                f"EXCEPT SELECT {qb} FROM {quote_identifier(b.table, 'sqlite')} WHERE {qb} IS NOT NULL) AS d",
                 max_rows=1,
             )
             if res.ok and res.rows and int(res.rows[0][0] or 0) == 0:
@@ -300,9 +295,9 @@ def functional_dependencies(
     if len(eligible) > max_columns:
         notes.append(f"functional dependencies: only the first {max_columns} of {len(eligible)} columns examined")
         eligible = eligible[:max_columns]
-    cols_sql = ", ".join(quote(c.name, "sqlite") for c in eligible)
+    cols_sql = ", ".join(quote_identifier(c.name, "sqlite") for c in eligible)
     order = " ORDER BY RANDOM()" if rows_total > sample_rows else ""
-    res = profiler.run(f"SELECT {cols_sql} FROM {quote(table.name, 'sqlite')}{order} LIMIT {sample_rows}",
+    res = profiler.run(f"SELECT {cols_sql} FROM {quote_identifier(table.name, 'sqlite')}{order} LIMIT {sample_rows}",
                        max_rows=sample_rows)
     if not res.ok or not res.rows:
         notes.append(f"functional dependencies skipped: {res.error or 'no rows'}")

@@ -6,17 +6,11 @@ import functools
 import re
 
 import sqlglot
-from sqlglot import exp
 
 _DATE_TYPE = re.compile(r"date|time|year", re.I)
 _NUM_TYPE = re.compile(r"int|real|floa|doub|dec|num|money|bit|bool|serial", re.I)
 _TEXT_TYPE = re.compile(r"char|text|clob|string|enum|set|uuid|json|xml", re.I)
 _BLOB_TYPE = re.compile(r"blob|binary|bytea|image", re.I)
-
-
-def quote(name: str, dialect: str) -> str:
-    """Quote an identifier for ``dialect`` (always quoted, so any name is safe)."""
-    return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -14,6 +14,9 @@ never read. ``<cache_dir>/index/latest/<hash of the database URI>.json`` points 
 build of each database: a rebuild after a change reuses, table by table, whatever the changed
 database still shares with it (profiles, indexed values and embeddings of tables whose
 structure and aggregate statistics are unchanged; embeddings of unchanged column texts).
+
+This module persists and builds; searching the indexes is :mod:`quorumsql.metadata.retrieval`
+and rendering a record for prompts is :mod:`quorumsql.schema_repr`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 from quorumsql.config import Settings
 from quorumsql.db import Database
 from quorumsql.errors import QuorumSQLError
+from quorumsql.llm.embeddings import default_embedder
 from quorumsql.metadata.column_index import ColumnIndex, column_text
 from quorumsql.metadata.descriptions import load_descriptions
 from quorumsql.metadata.models import FORMAT_VERSION, ColumnProfile, MetadataRecord
@@ -43,11 +47,15 @@ from quorumsql.metadata.relations import (
     join_candidates,
     similar_columns,
 )
-from quorumsql.metadata.value_index import ValueIndex, word_tokens
+from quorumsql.metadata.value_index import ValueIndex
 
 
 class MetadataBuildError(QuorumSQLError):
     """The metadata store could not be built or written (e.g. the cache directory is not writable)."""
+
+
+class MetadataIndexError(QuorumSQLError):
+    """An index of a stored build (value index, column index, vectors) is missing or unreadable."""
 
 
 def _hash(obj: Any) -> str:
@@ -83,6 +91,11 @@ class DatabaseMetadata:
         path: the store folder.
         built: True when this call profiled the database, False when it was loaded as stored.
         queries: profiling queries this call ran (0 when loaded).
+        embedder: the sentence embedder of the column index (default: the process-wide
+            :func:`~quorumsql.llm.embeddings.default_embedder`, whose model loads on first use).
+
+    The indexes open on first use. Search them with :mod:`quorumsql.metadata.retrieval`;
+    render :attr:`record` with :mod:`quorumsql.schema_repr`.
     """
 
     def __init__(self, record: MetadataRecord, path: Path, *, built: bool = False, queries: int = 0,
@@ -91,7 +104,7 @@ class DatabaseMetadata:
         self.path = Path(path)
         self.built = built
         self.queries = queries
-        self._embedder = embedder
+        self.embedder = embedder if embedder is not None else default_embedder()
         self._value_index: ValueIndex | None = None
         self._column_index: ColumnIndex | None = None
         self._vectors: np.ndarray | None = None
@@ -116,105 +129,51 @@ class DatabaseMetadata:
         """The profile of ``table.column`` (case-insensitive), or None."""
         return self.record.column(table, column)
 
-    def related_columns(self, table: str, column: str) -> list[tuple[str, str, str]]:
-        """Duplicate and similar columns of ``table.column``: ``[(kind, table, column)]``."""
-        key = (table.lower(), column.lower())
-        out = []
-        for p in [*self.record.duplicates, *self.record.similar]:
-            a, b = (p.table, p.column), (p.other_table, p.other_column)
-            if (a[0].lower(), a[1].lower()) == key:
-                out.append((p.kind, *b))
-            elif (b[0].lower(), b[1].lower()) == key:
-                out.append((p.kind, *a))
-        return out
-
     # -- indexes ---------------------------------------------------------------------------
     @property
-    def embedder(self):
-        """The sentence embedder (loaded on first use)."""
-        if self._embedder is None:
-            from quorumsql.llm.embeddings import default_embedder
-
-            self._embedder = default_embedder()
-        return self._embedder
-
-    @property
     def value_index(self) -> ValueIndex:
-        """The value index (memory-mapped on first use)."""
+        """The value index (memory-mapped on first use).
+
+        Raises:
+            MetadataIndexError: its files are missing or unreadable.
+        """
         if self._value_index is None:
-            self._value_index = ValueIndex.load(self.path / "values")
+            try:
+                self._value_index = ValueIndex.load(self.path / "values")
+            except (OSError, ValueError) as exc:
+                raise MetadataIndexError(self._broken("value index", exc)) from None
         return self._value_index
 
     @property
     def column_index(self) -> ColumnIndex:
-        """The column index (chromadb, opened on first use)."""
+        """The column index (chromadb, opened on first use).
+
+        Raises:
+            MetadataIndexError: its folder is missing.
+        """
         if self._column_index is None:
+            if not (self.path / "chroma").is_dir():
+                raise MetadataIndexError(self._broken("column index", "folder missing"))
             self._column_index = ColumnIndex(self.path / "chroma", self.embedder)
         return self._column_index
 
     @property
     def vectors(self) -> np.ndarray:
-        """Column embeddings ``(n_columns, 384)``, rows in the order of :attr:`columns`."""
-        if self._vectors is None:
-            self._vectors = np.load(self.path / "vectors.npy")
-        return self._vectors
-
-    # -- renderings ------------------------------------------------------------------------
-    def question_examples(self, question: str, selection=None, *, per_column: int = 3,
-                          min_score: float = 0.75) -> dict[tuple[str, str], list[str]]:
-        """Values of the value index that match words or phrases of ``question``.
-
-        The question's word n-grams (1 to 3 words, stopwords alone excluded) are looked up;
-        hits scoring at least ``min_score`` are kept, best first.
-
-        Returns:
-            ``{(table, column): [values]}`` restricted to ``selection`` when given.
-        """
-        from quorumsql.schema_repr.metadata_context import STOPWORDS
-        from quorumsql.schema_repr.selection import normalize_selection
-
-        allowed = None
-        if selection is not None:
-            allowed = {(t.name.lower(), c.lower()) for t, cols in normalize_selection(self.schema, selection) for c in cols}
-        words = word_tokens(question)
-        phrases: list[str] = []
-        for n in (3, 2, 1):
-            for i in range(len(words) - n + 1):
-                gram = words[i:i + n]
-                if all(w in STOPWORDS for w in gram) or (n == 1 and (len(gram[0]) < 3 or gram[0].isdigit())):
-                    continue
-                phrases.append(" ".join(gram))
-        scored: dict[tuple[str, str], dict[str, float]] = {}
-        vi = self.value_index
-        for phrase in dict.fromkeys(phrases):
-            for table, column, value, score in vi.lookup(phrase, k=5, min_score=min_score):
-                key = (table.lower(), column.lower())
-                if allowed is not None and key not in allowed:
-                    continue
-                slot = scored.setdefault((table, column), {})
-                slot[value] = max(slot.get(value, 0.0), score)
-        return {k: [v for v, _ in sorted(d.items(), key=lambda x: -x[1])[:per_column]] for k, d in scored.items()}
-
-    def render(self, selection=None, granularity: str = "partial", question: str | None = None,
-               *, max_examples: int = 3) -> str:
-        """M-Schema of the database (or of ``selection``) at one of MCI-SQL's granularities.
-
-        Args:
-            selection: linked schema ``{table: [columns] | None}``; None renders everything.
-            granularity: ``partial`` (descriptions + examples) or ``complete`` (everything:
-                ranges, patterns, counts, joins, duplicate/similar columns, dependencies,
-                table descriptions and sizes) -- paper 004, section 3.5.
-            question: when given, examples come first from values matching the question.
-            max_examples: examples per column.
+        """Column embeddings ``(n_columns, 384)``, rows in the order of :attr:`columns`.
 
         Raises:
-            ValueError: unknown granularity.
+            MetadataIndexError: ``vectors.npy`` is missing or unreadable.
         """
-        from quorumsql.schema_repr.metadata_context import render_metadata_schema
+        if self._vectors is None:
+            try:
+                self._vectors = np.load(self.path / "vectors.npy")
+            except (OSError, ValueError) as exc:
+                raise MetadataIndexError(self._broken("column vectors", exc)) from None
+        return self._vectors
 
-        examples = self.question_examples(question, selection) if question else None
-        return render_metadata_schema(self.record, selection, granularity=granularity,
-                                      question_examples=examples, max_examples=max_examples)
+    def _broken(self, what: str, why: object) -> str:
+        return (f"the {what} of {self.record.db_id} in {self.path} cannot be read ({why}); "
+                f"rebuild it with `quorumsql index DB --force`")
 
     def summary(self) -> dict[str, Any]:
         """Counts for reports: tables, columns, indexed values, joins, dependencies, time."""
@@ -295,6 +254,7 @@ def load_or_build(
     """
     opts = options or ProfileOptions()
     opt_dict = {**opts.as_dict(), "sim": similarity_threshold}
+    embedder = embedder if embedder is not None else default_embedder()
     root = Path(settings.cache_dir).expanduser() / "index"
     key = store_key(db, descriptions_dir=descriptions_dir, options=opt_dict)
     target = root / key
@@ -341,16 +301,8 @@ class _Builder:
         self.descriptions_dir = descriptions_dir
         self.threshold = similarity_threshold
         self.progress = progress
-        self._embedder = embedder
+        self.embedder = embedder
         self.previous = previous
-
-    @property
-    def embedder(self):
-        if self._embedder is None:
-            from quorumsql.llm.embeddings import default_embedder
-
-            self._embedder = default_embedder()
-        return self._embedder
 
     def _reuse_fn(self, table_name: str):
         prev = self.previous
@@ -369,7 +321,7 @@ class _Builder:
                 for c in cols:
                     if c.indexed:
                         values[c.name] = prev.value_index.values_of(c.table, c.name)
-            except (OSError, ValueError):
+            except (OSError, ValueError, MetadataIndexError):
                 return None
             return TableResult(table=tprof.model_copy(deep=True), columns=cols, values=values)
 
@@ -471,7 +423,7 @@ class _Builder:
                 pv = prev.vectors
                 for c, v in zip(prev.columns, pv):
                     known[column_text(c)] = v
-            except (OSError, ValueError):
+            except (OSError, ValueError, MetadataIndexError):
                 known = {}
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
@@ -496,6 +448,8 @@ class _Builder:
                 matched += 1
             if d.value_description:
                 c.value_description = " ".join(d.value_description.split())
+            if d.data_format:
+                c.data_format = " ".join(d.data_format.split())
         unmatched = len(descs) - matched
         if unmatched > 0:
             record.skipped.append(f"{unmatched} description rows matched no column (or were empty)")

@@ -8,8 +8,10 @@ Two bm25s indexes over the same documents (one document per distinct value per c
   matches (in the spirit of XiYan-SQL's two-phase value retrieval, paper 003, section 4.1,
   with n-gram overlap instead of LSH).
 
-Hits from both are re-scored with a string similarity (difflib's ratio of the keyword to the
-value, and to the value's best-matching word window) so that the final score is in 0..1.
+Hits from both are re-scored with a string similarity (rapidfuzz's normalised Indel similarity
+``fuzz.ratio`` of the keyword to the value, and to the value's best-matching word window),
+computed for all candidates of a lookup in one ``process.cdist`` call, so that the final score
+is in 0..1.
 The indexes persist with bm25s and are memory-mapped when loaded; values are stored as one
 UTF-8 blob plus offsets (``numpy`` arrays, memory-mapped too).
 
@@ -21,17 +23,32 @@ single values over 120 characters are dropped.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+from rapidfuzz import fuzz, process
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_WINDOW_WEIGHT = 0.95  # a match inside a longer value ranks just below a match of the whole value
 
-ValueHit = tuple[str, str, str, float]
+
+class ValueHit(NamedTuple):
+    """One cell value matching a keyword.
+
+    Attributes:
+        table, column: where the value is stored.
+        value: the distinct cell value, as stored.
+        score: 0..1; 1 means the same text as the keyword, ignoring case and spacing.
+    """
+
+    table: str
+    column: str
+    value: str
+    score: float
 
 
 def word_tokens(text: str) -> list[str]:
@@ -45,24 +62,51 @@ def trigrams(text: str) -> list[str]:
     return list(dict.fromkeys(s[i:i + 3] for i in range(len(s) - 2)))
 
 
+def _squash(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def similarities(keyword: str, values: Sequence[str]) -> np.ndarray:
+    """String similarity of ``keyword`` to each of ``values``, in 0..1.
+
+    For each value: the best of rapidfuzz's ``fuzz.ratio`` (normalised Indel similarity,
+    ``1 - indel_distance / (len(a) + len(b))``) to the whole value and, times 0.95, to any
+    window of the value's words as long as the keyword (so "Dublin" matches "Dublin Airport"
+    well). Case and runs of whitespace are ignored; one ``process.cdist`` call scores all strings.
+
+    Returns:
+        float array of shape ``(len(values),)``; 0 for empty strings.
+    """
+    k = _squash(keyword)
+    out = np.zeros(len(values), dtype=np.float64)
+    if not k or not len(values):
+        return out
+    width = len(k.split())
+    texts: list[str] = []
+    owner: list[int] = []
+    weight: list[float] = []
+    for i, value in enumerate(values):
+        v = _squash(value)
+        if not v:
+            continue
+        texts.append(v)
+        owner.append(i)
+        weight.append(1.0)
+        words = v.split()
+        for start in range(len(words) - width + 1 if len(words) > width else 0):
+            texts.append(" ".join(words[start:start + width]))
+            owner.append(i)
+            weight.append(_WINDOW_WEIGHT)
+    if not texts:
+        return out
+    raw = process.cdist([k], texts, scorer=fuzz.ratio, dtype=np.float64, workers=1)[0] / 100.0
+    np.maximum.at(out, np.asarray(owner), raw * np.asarray(weight))
+    return out
+
+
 def similarity(keyword: str, value: str) -> float:
-    """String similarity in 0..1: the best of the ratio to the whole value and to any window of
-    the value's words as long as the keyword (so "Dublin" matches "Dublin Airport" well)."""
-    k = " ".join(keyword.lower().split())
-    v = " ".join(value.lower().split())
-    if not k or not v:
-        return 0.0
-    if k == v:
-        return 1.0
-    best = difflib.SequenceMatcher(None, k, v, autojunk=False).ratio()
-    words = v.split()
-    width = max(1, len(k.split()))
-    if len(words) > width:
-        for i in range(len(words) - width + 1):
-            window = " ".join(words[i:i + width])
-            r = difflib.SequenceMatcher(None, k, window, autojunk=False).ratio() * 0.95
-            best = max(best, r)
-    return best
+    """:func:`similarities` of one value (0..1)."""
+    return float(similarities(keyword, [value])[0])
 
 
 def _build_bm25(docs: Iterable[list[str]]):
@@ -192,7 +236,7 @@ class ValueIndex:
             tables: keep only hits from these tables (case-insensitive).
 
         Returns:
-            ``[(table, column, value, score)]``, best first; ``score`` in 0..1 (1 = same text,
+            :class:`ValueHit` ``(table, column, value, score)`` tuples, best first; ``score`` in 0..1 (1 = same text,
             ignoring case and spacing).
         """
         if self._words is None or not keyword or not keyword.strip():
@@ -210,15 +254,18 @@ class ValueIndex:
             for i, s in gram_hits:
                 cands[i] = max(cands.get(i, 0.0), 0.5 * s / best)
         allowed = {t.lower() for t in tables} if tables is not None else None
+        docs: list[int] = []
+        for i in cands:
+            table, _ = self.columns[int(self.doc_column[i])]
+            if allowed is None or table.lower() in allowed:
+                docs.append(i)
+        values = [self.value(i) for i in docs]
+        sims = similarities(keyword, values)
         hits: list[ValueHit] = []
-        for i, bm in cands.items():
+        for i, value, sim in zip(docs, values, sims):
             table, column = self.columns[int(self.doc_column[i])]
-            if allowed is not None and table.lower() not in allowed:
-                continue
-            value = self.value(i)
-            score = max(similarity(keyword, value), 0.0)
-            score = round(0.8 * score + 0.2 * bm, 4) if score < 1.0 else 1.0
+            score = 1.0 if sim >= 1.0 else round(0.8 * float(sim) + 0.2 * cands[i], 4)
             if score >= min_score:
-                hits.append((table, column, value, score))
-        hits.sort(key=lambda h: (-h[3], len(h[2])))
+                hits.append(ValueHit(table, column, value, score))
+        hits.sort(key=lambda h: (-h.score, len(h.value)))
         return hits[:k]

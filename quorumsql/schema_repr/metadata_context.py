@@ -1,11 +1,16 @@
 """M-Schema with metadata, at MCI-SQL's two granularities (paper 004, sections 3.1 and 3.5).
 
 * ``partial``: M-Schema (XiYan-SQL, paper 003, section 3) with column descriptions and
-  representative examples, question-relevant values (from the value index) first.
+  representative examples, question-relevant values first.
 * ``complete``: the same plus, per column, value range, value pattern, NULL and distinct
-  counts, and value descriptions; per table, its description, row and column counts; and after
-  the tables, declared and inferred joins, duplicate and similar columns and functional
-  dependencies -- all restricted to the rendered (linked) columns.
+  counts, BIRD's data format and value description; per table, its description, row and column
+  counts; and after the tables, declared and inferred joins between rendered columns, duplicate
+  and similar columns of every rendered column (a partner outside the rendered subset is named
+  ``table.column`` and marked, since that is what linking needs to see), and functional
+  dependencies with the number of rows they were mined on.
+
+This module renders only: the question-relevant values come from
+:func:`quorumsql.metadata.retrieval.question_examples`, the record from the metadata store.
 
 Example of a complete column line::
 
@@ -22,15 +27,6 @@ from quorumsql.schema_repr.mschema import to_mschema
 from quorumsql.schema_repr.selection import Selection, normalize_selection
 
 GRANULARITIES = ("partial", "complete")
-
-STOPWORDS = frozenset(
-    """a an the of in on at to for from by with and or not no is are was were be been being do does did
-    have has had what which who whom whose when where why how many much more most less least all any each
-    every some than then that this these those there their them they it its as into over under between
-    about above below up down out off only same so such both few other own very can will just should now
-    i me my we our you your he him his she her show list give find return tell name names number count
-    please display get total average sum maximum minimum max min""".split()
-)
 
 
 def _merge_examples(question: Sequence[Any] | None, representative: Sequence[Any]) -> list[Any]:
@@ -57,23 +53,42 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
+def _squash(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _contains(text: str | None, part: str | None) -> bool:
+    return bool(text and part and _squash(part).lower() in _squash(text).lower())
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
 def render_metadata_schema(
     record: MetadataRecord,
     selection: Selection | None = None,
     *,
     granularity: str = "partial",
     question_examples: Mapping[tuple[str, str], Sequence[Any]] | None = None,
+    descriptions: Mapping[tuple[str, str], str] | None = None,
     max_examples: int = 3,
     value_description_chars: int = 160,
 ) -> str:
     """Render ``record`` (or the ``selection`` of it) as metadata-partial or -complete M-Schema.
 
     Args:
-        record: the profiled database (:class:`~quorumsql.metadata.models.MetadataRecord`).
+        record: the profiled database (:class:`~quorumsql.metadata.models.MetadataRecord`,
+            ``DatabaseMetadata.record``).
         selection: linked schema ``{table: [columns] | None}``; None renders everything.
         granularity: ``partial`` or ``complete``.
-        question_examples: ``{(table, column): values}`` matching the question; shown before
-            the column's representative examples.
+        question_examples: ``{(table, column): values}`` matching the question (see
+            :func:`quorumsql.metadata.retrieval.question_examples`); shown before the column's
+            representative examples.
+        descriptions: ``{(table, column): text}`` column descriptions overriding the record's
+            (e.g. ``Pipeline.descriptions(db)``); keys match case-insensitively. In ``complete``,
+            the record's value description and data format are left out when the given text
+            already holds them.
         max_examples: examples per column (M-Schema's rules then apply).
         value_description_chars: cut value descriptions (complete only) to this length.
 
@@ -91,10 +106,12 @@ def render_metadata_schema(
     examples = {
         key: _merge_examples(qex.get(key), p.examples) for key, p in profiles.items()
     }
-    descriptions = {key: p.description for key, p in profiles.items() if p.description}
+    given = {(t.lower(), c.lower()): _squash(v) for (t, c), v in (descriptions or {}).items() if v and str(v).strip()}
+    texts = {key: p.description for key, p in profiles.items() if p.description}
+    texts.update(given)
     tdesc = {t.name: t.description for t in record.tables if t.description}
     if granularity == "partial":
-        return to_mschema(schema, selection, descriptions=descriptions, examples=examples,
+        return to_mschema(schema, selection, descriptions=texts, examples=examples,
                           table_descriptions=tdesc, max_examples=max_examples)
 
     chosen = normalize_selection(schema, selection)
@@ -110,7 +127,8 @@ def render_metadata_schema(
         return f" ({tp.row_count} rows, {tp.column_count} columns{', view' if tp.kind == 'view' else ''})"
 
     def column_extras(table, col) -> list[str]:
-        p = profiles.get((table.name.lower(), col.name.lower()))
+        key = (table.name.lower(), col.name.lower())
+        p = profiles.get(key)
         if p is None:
             return []
         extras = []
@@ -119,16 +137,18 @@ def render_metadata_schema(
             extras.append(rng)
         if p.pattern is not None and p.pattern.sample_size:
             extras.append(f"Pattern: {p.pattern.summary()}")
+        if p.data_format and not _contains(given.get(key), f"format: {p.data_format}"):
+            extras.append(f"Format: {_squash(p.data_format)}")
         extras.append(f"Nulls: {p.null_count}")
         extras.append(f"Distinct: {p.distinct_count}{' (unique)' if p.unique and not col.primary_key else ''}")
-        if p.value_description:
+        if p.value_description and not _contains(given.get(key), p.value_description):
             extras.append(f"Values: {_clip(p.value_description, value_description_chars)}")
         return extras
 
     text = to_mschema(
         schema,
         selection,
-        descriptions={k: _clip(v, 200) for k, v in descriptions.items()},
+        descriptions={k: _clip(v, 200) for k, v in texts.items()},
         examples=examples,
         table_descriptions={k: _clip(v, 300) for k, v in tdesc.items()},
         max_examples=max_examples,
@@ -145,16 +165,40 @@ def render_metadata_schema(
     if inferred:
         lines.append("【Join candidates】")
         lines.extend(f"{j} ({round(j.containment * 100)}% of values match)" for j in inferred)
-    dups = [p for p in record.duplicates if shown(p.table, p.column) and shown(p.other_table, p.other_column)]
+
+    def pair_lines(pairs, sign: str, with_score: bool) -> list[str]:
+        out = []
+        for p in pairs:
+            a, b = (p.table, p.column), (p.other_table, p.other_column)
+            if not shown(*a):
+                if not shown(*b):
+                    continue
+                a, b = b, a  # the rendered column first
+            notes = [f"{p.score:.2f}"] if with_score else []
+            if not shown(*b):
+                notes.append(f"{b[0]}.{b[1]} is not in this schema")
+            tail = f" ({'; '.join(notes)})" if notes else ""
+            out.append(f"{a[0]}.{a[1]} {sign} {b[0]}.{b[1]}{tail}")
+        return out
+
+    dups = pair_lines(record.duplicates, "==", with_score=False)
     if dups:
         lines.append("【Duplicate columns】")
-        lines.extend(f"{p.table}.{p.column} == {p.other_table}.{p.other_column}" for p in dups)
-    sims = [p for p in record.similar if shown(p.table, p.column) and shown(p.other_table, p.other_column)]
+        lines.extend(dups)
+    sims = pair_lines(record.similar, "~", with_score=True)
     if sims:
         lines.append("【Similar columns】")
-        lines.extend(f"{p.table}.{p.column} ~ {p.other_table}.{p.other_column} ({p.score:.2f})" for p in sims)
+        lines.extend(sims)
     deps = [d for d in record.dependencies if all(shown(d.table, c) for c in [*d.lhs, d.rhs])]
     if deps:
         lines.append("【Functional dependencies】")
-        lines.extend(f"{d.table}: {', '.join(d.lhs)} -> {d.rhs} ({d.cardinality})" for d in deps)
+        for d in deps:
+            tp = record.table(d.table)
+            if not d.sampled_rows:
+                basis = ""
+            elif tp is not None and d.sampled_rows < tp.row_count:
+                basis = f" on {_rows(d.sampled_rows)} sampled of {tp.row_count:,}"
+            else:
+                basis = f" on all {_rows(d.sampled_rows)}"
+            lines.append(f"{d.table}: {', '.join(d.lhs)} -> {d.rhs} ({d.cardinality}{basis})")
     return "\n".join(lines)
