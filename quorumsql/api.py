@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -11,23 +10,26 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from quorumsql.config import Preset, Settings, get_preset
-from quorumsql.db import Database, open_database
+from quorumsql.db import Database
 from quorumsql.errors import InputError, ModelError
-from quorumsql.llm import UsageReport, get_chat_model
+from quorumsql.llm import ChatModels, UsageReport
 from quorumsql.records import Answer
+from quorumsql.resources import Resources, db_key
 
 
 class Pipeline:
     """A configured inference pipeline, reusable across questions and databases.
 
-    Opened databases, their schemas and the chat model are kept between calls, so asking many
-    questions (benchmarks, services) pays the set-up once.
+    Opened databases, their schemas and metadata, and the chat models are kept between calls, so
+    asking many questions (benchmarks, services) pays the set-up once. Each question runs the
+    module-level inference graph (:data:`quorumsql.graph.inference.inference`) with this
+    pipeline's :class:`~quorumsql.graph.context.InferenceContext`.
 
     Args:
         settings: process settings (default :meth:`Settings.load`).
         preset: ``fast``, ``balanced`` (default from settings), ``accurate`` or a :class:`Preset`.
-        llm: any LangChain chat model; default from settings (an OpenAI-compatible endpoint, or
-            the embedded local model started on first use).
+        llm: any LangChain chat model, used for every role; default from settings (an
+            OpenAI-compatible endpoint per role, or the embedded local model started on first use).
 
     Raises:
         ConfigError: unknown preset or invalid settings.
@@ -40,53 +42,36 @@ class Pipeline:
         preset: str | Preset | None = None,
         llm: BaseChatModel | None = None,
     ) -> None:
+        from quorumsql.graph.context import InferenceContext
+
         self.settings = settings or Settings.load()
         self.preset = get_preset(preset or self.settings.preset)
-        self._llm = llm
-        self._dbs: dict[str, Database] = {}
-        self._metadata: dict[str, Any] = {}
-        # db key -> ({(table, column): description}, descriptions folder or None)
-        self._descriptions: dict[str, tuple[dict[tuple[str, str], str], str | None]] = {}
-        self._lock = threading.Lock()
-        self._graph = None
+        self.models = ChatModels(self.settings, llm)
+        self.resources = Resources(self.settings)
+        self.context = InferenceContext(
+            settings=self.settings, preset=self.preset, models=self.models, resources=self.resources
+        )
 
     @property
     def llm(self) -> BaseChatModel:
-        """The chat model, created on first use (may start the embedded server)."""
-        with self._lock:
-            if self._llm is None:
-                self._llm = get_chat_model(self.settings)
-            return self._llm
+        """The generator's chat model, created on first use (may start the embedded server)."""
+        return self.models.get("generator")
 
     @property
     def graph(self):
-        """The compiled inference graph (built once)."""
-        if self._graph is None:
-            from quorumsql.graph import build_inference_graph
+        """The compiled inference graph (module-level; shared by every pipeline)."""
+        from quorumsql.graph.inference import inference
 
-            self._graph = build_inference_graph(self)
-        return self._graph
+        return inference
 
     def database(self, db: "str | os.PathLike | Database") -> Database:
         """Open (once) and return the database for a path, URL or :class:`Database`.
 
         Raises:
+            InputError: ``db`` is not a path, a URL or a :class:`Database`.
             DatabaseError: the database cannot be opened.
         """
-        if isinstance(db, Database):
-            with self._lock:
-                self._dbs.setdefault(db.uri, db)
-            return db
-        key = os.fspath(db)
-        with self._lock:
-            cached = self._dbs.get(key)
-        if cached is not None:
-            return cached
-        opened = open_database(
-            key, query_timeout=self.settings.query_timeout, max_rows=self.settings.max_rows
-        )
-        with self._lock:
-            return self._dbs.setdefault(key, opened)
+        return self.resources.database(db)
 
     def set_descriptions(
         self,
@@ -95,66 +80,31 @@ class Pipeline:
     ) -> None:
         """Use column descriptions for ``db`` in every schema rendering from now on.
 
-        Registering the same descriptions again is free (no re-read, cached metadata kept).
-
-        Args:
-            db: the database (as passed to :meth:`answer`).
-            descriptions: a BIRD ``database_description`` folder (or the database folder
-                holding one), or ``{(table, column): text}``.
+        See :meth:`quorumsql.resources.Resources.set_descriptions`.
 
         Raises:
             ConfigError: the folder does not exist or holds no CSV file.
+            InputError: a mapping whose keys are not ``(table, column)`` pairs.
         """
-        from quorumsql.metadata.descriptions import load_descriptions
-
-        key = self._key(db)
-        with self._lock:
-            current = self._descriptions.get(key)
-        if isinstance(descriptions, Mapping):
-            mapping = {(t.lower(), c.lower()): str(v) for (t, c), v in descriptions.items()}
-            folder = None
-            if current is not None and current == (mapping, None):
-                return  # unchanged: keep the cached metadata store
-        else:
-            folder = os.fspath(descriptions)
-            if current is not None and current[1] == folder:
-                return  # the same folder, already read
-            mapping = {k: d.text() for k, d in load_descriptions(folder).items() if d.text()}
-        with self._lock:
-            self._descriptions[key] = (mapping, folder)
-            self._metadata.pop(key, None)
+        self.resources.set_descriptions(db, descriptions)
 
     def descriptions(self, db: "str | os.PathLike | Database") -> dict[tuple[str, str], str]:
         """Column descriptions registered for ``db`` (empty when none)."""
-        with self._lock:
-            return dict(self._descriptions.get(self._key(db), ({}, None))[0])
-
-    @staticmethod
-    def _key(db: "str | os.PathLike | Database") -> str:
-        return db.uri if isinstance(db, Database) else os.fspath(db)
+        return self.resources.descriptions(db)
 
     def metadata(self, db: "str | os.PathLike | Database", *, descriptions_dir: "str | os.PathLike | None" = None):
         """The database's metadata store (:mod:`quorumsql.metadata`), built on first use.
 
-        Loaded from the cache when the database is unchanged; kept for the pipeline's lifetime.
-        Call it once with ``descriptions_dir`` (BIRD ``database_description`` folder) before
-        answering to have those descriptions used.
+        Loaded from the cache when the database is unchanged; kept until the database or its
+        descriptions change. ``descriptions_dir`` (a BIRD ``database_description`` folder)
+        registers those descriptions first.
 
         Raises:
             DatabaseError: the database cannot be read.
         """
-        from quorumsql.metadata import load_or_build
-
-        database = self.database(db)
-        key = self._key(db)
-        with self._lock:
-            cached = self._metadata.get(key)
-            registered = self._descriptions.get(key, ({}, None))[1]
-        if cached is None or descriptions_dir is not None:
-            cached = load_or_build(database, self.settings, descriptions_dir=descriptions_dir or registered)
-            with self._lock:
-                self._metadata[key] = cached
-        return cached
+        if descriptions_dir is not None:
+            self.resources.set_descriptions(db, descriptions_dir)
+        return self.resources.metadata(db)
 
     def answer(
         self,
@@ -165,17 +115,19 @@ class Pipeline:
         descriptions: "str | os.PathLike | Mapping[tuple[str, str], str] | None" = None,
     ) -> Answer:
         """Answer ``question`` on ``db``; see :func:`quorumsql.answer`."""
-        if not isinstance(question, str) or not question.strip():
+        if not isinstance(question, str):
+            raise InputError(f"the question must be a string, got {_describe(question)}")
+        if not question.strip():
             raise InputError("the question is empty")
         if evidence is not None and not isinstance(evidence, str):
-            raise InputError("evidence must be a string")
+            raise InputError(f"evidence must be a string or None, got {_describe(evidence)}")
+        key = db_key(db)
         database = self.database(db)
-        key = self._key(db)
         if descriptions is not None:
             self.set_descriptions(db, descriptions)
         start = time.monotonic()
         out: dict[str, Any] = self.graph.invoke(
-            {"question": question.strip(), "db": key, "evidence": evidence}
+            {"question": question.strip(), "db": key, "evidence": evidence}, context=self.context
         )
         candidates = out.get("candidates", [])
         if candidates and all(c.status == "model_error" for c in candidates):
@@ -188,6 +140,8 @@ class Pipeline:
             sql=out.get("sql"),
             columns=out.get("columns", []),
             rows=out.get("rows", []),
+            truncated=out.get("truncated", False),
+            warnings=out.get("warnings", []),
             candidates=candidates,
             trace=trace,
             usage=UsageReport.from_events([(e.node, e.usage) for e in trace]),
@@ -195,6 +149,11 @@ class Pipeline:
             preset=self.preset.name,
             error=out.get("error"),
         )
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}"
 
 
 def answer(
@@ -225,10 +184,13 @@ def answer(
 
     Returns:
         :class:`Answer` with ``sql``, ``columns``, ``rows``, ``candidates``, ``trace`` and
-        ``usage``. When no candidate executed, ``sql`` is None and ``error`` says why.
+        ``usage``; ``truncated`` says the rows were cut by a cap, ``warnings`` what the user
+        should know (an account that can write). When no candidate executed, ``sql`` is None
+        and ``error`` says why.
 
     Raises:
-        InputError: empty question.
+        InputError: the question is empty or not a string, the evidence is not a string, or
+            ``db`` is not a path, URL or :class:`Database`.
         DatabaseError: the database cannot be opened or read.
         ModelError: the model endpoint failed for every candidate.
         ConfigError: invalid settings or preset.

@@ -52,6 +52,8 @@ def print_answer(ans, *, max_rows: int = 50) -> None:
     from rich.table import Table
 
     console = Console()
+    for warning in ans.warnings:
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     if ans.sql is None:
         console.print(f"[red]No answer:[/red] {ans.error}")
         return
@@ -63,6 +65,8 @@ def print_answer(ans, *, max_rows: int = 50) -> None:
         table.add_row(*["NULL" if v is None else str(jsonable(v)) for v in row])
     console.print(table)
     more = f" (showing {max_rows})" if len(ans.rows) > max_rows else ""
+    if ans.truncated:
+        more += " [yellow]truncated: the query returned more than the row or size cap allows[/yellow]"
     votes = next((c.votes for c in ans.candidates if c.sql == ans.sql), 0)
     console.print(
         f"[dim]{len(ans.rows)} row(s){more} · {votes}/{len(ans.candidates)} candidates agree · "

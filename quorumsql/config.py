@@ -1,35 +1,66 @@
 """Settings and presets.
 
 Settings come, in increasing priority, from defaults, a ``quorumsql.toml`` file (the path in
-``QUORUMSQL_CONFIG``, else ``./quorumsql.toml`` when present), and ``QUORUMSQL_*`` environment
-variables. A preset fixes how much work the inference graph does per question:
+``QUORUMSQL_CONFIG``, else ``./quorumsql.toml`` when present), ``QUORUMSQL_*`` environment
+variables and explicit arguments. A preset fixes how much work the inference graph does per
+question. Candidates are the cross product generator kind x schema format x temperature:
 
-======== ============ ============== ================= ====================================
-preset   candidates   temperatures   refine rounds     refined states
-======== ============ ============== ================= ====================================
-fast     1            0.0            2                 error, refused, no_sql
-balanced 3            0.0, 0.7, 0.7  3                 error, refused, no_sql
-accurate 5            0.0, 0.7 x 4   3                 error, refused, no_sql, empty, none
-======== ============ ============== ================= ====================================
+======== ========== ================= ================ ====== =====================================
+preset   candidates schema formats    temperatures     rounds refined states
+======== ========== ================= ================ ====== =====================================
+fast     1          mschema           0.0              2      error, refused, timeout, no_sql
+balanced 3          mschema           0.0, 0.7, 0.7    3      error, refused, timeout, no_sql
+accurate 6          mschema, ddl      0.0, 0.7, 0.7    3      also empty and none (all-NULL)
+======== ========== ================= ================ ====== =====================================
 
-The states are MCI-SQL's execution states (paper 004, section 3.3) plus our own ``refused``
-(statement not a single read query) and ``no_sql`` (model returned no SQL at all).
+All candidates come from the zero-shot generator today. The states are MCI-SQL's execution
+states (paper 004, section 3.3) plus our own ``refused`` (statement not a single read query),
+``timeout`` and ``no_sql`` (model returned no SQL at all).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from quorumsql.errors import ConfigError
 
 ExecutionState = Literal["ok", "none", "empty", "error", "refused", "no_sql", "timeout"]
 SchemaFormat = Literal["mschema", "metadata_partial", "metadata_complete", "ddl"]
+GeneratorKind = Literal["zero-shot"]
+
+
+class CandidateSpec(BaseModel):
+    """One planned candidate: which generator writes it, over which schema rendering, how hot.
+
+    Attributes:
+        index: position in the plan (``c{index}`` is the candidate id; the sampling seed).
+        generator: generator kind (``zero-shot``).
+        schema_format: schema rendering the generator sees.
+        temperature: sampling temperature (0 = greedy).
+    """
+
+    index: int
+    generator: GeneratorKind
+    schema_format: SchemaFormat
+    temperature: float
+
+    @property
+    def label(self) -> str:
+        """Origin label recorded on the candidate, e.g. ``zero-shot/mschema``."""
+        return f"{self.generator}/{self.schema_format}"
 
 
 class Preset(BaseModel):
@@ -37,24 +68,57 @@ class Preset(BaseModel):
 
     Attributes:
         name: preset name.
-        temperatures: one generator candidate per entry (sampling temperature, 0 = greedy).
-        schema_formats: schema renderings the generators see, crossed with ``temperatures``
-            round-robin: ``mschema`` (introspected M-Schema), ``metadata_partial`` /
-            ``metadata_complete`` (MCI-SQL granularities from the per-database metadata store,
-            examples matched to the question; built on first use), or ``ddl``.
+        generators: generator kinds (``zero-shot``: instructions, schema, evidence, question).
+        schema_formats: schema renderings the generators see: ``mschema`` (introspected
+            M-Schema), ``metadata_partial`` / ``metadata_complete`` (MCI-SQL granularities from
+            the per-database metadata store, examples matched to the question; built on first
+            use), or ``ddl``.
+        temperatures: sampling temperatures (0 = greedy). The candidate plan is the cross
+            product ``generators x schema_formats x temperatures`` (see :meth:`candidate_plan`),
+            so every format gets a greedy candidate when 0.0 is listed.
         refine_rounds: maximum revisions per candidate (0 disables the refiner).
         refine_states: execution states that trigger a revision.
         max_tokens: completion budget per model call (tokens).
-        result_rows_in_feedback: rows of an execution result shown to the refiner.
+        linking: run the schema-linking stages (keywords, retrieval, SQL-driven linking) so
+            the generators see the linked schema instead of the whole one.
+        column_selector: after linking, let the model drop linked columns it does not need
+            (XiYan-SQL's column selector).
+        keep_draft: keep the linking stage's draft SQL as one more candidate (its model call
+            is then not wasted); it is labelled ``draft/mschema``.
+        prompt_budget: the most schema tokens (estimated) a generator prompt may carry; a
+            larger schema is linked by retrieval first and the linked schema is trimmed to fit.
+        column_top_k: columns retrieved from the column index per keyword.
+        value_min_score: least score (0..1) of a value-index hit that links its column.
     """
 
     name: str
+    generators: list[GeneratorKind] = Field(default_factory=lambda: ["zero-shot"], min_length=1)
+    schema_formats: list[SchemaFormat] = Field(default_factory=lambda: ["mschema"], min_length=1)
     temperatures: list[float] = Field(min_length=1)
-    schema_formats: list[SchemaFormat] = ["mschema"]
     refine_rounds: int = Field(3, ge=0, le=10)
     refine_states: list[ExecutionState] = ["error", "refused", "no_sql", "timeout"]
     max_tokens: int = Field(384, ge=16)
-    result_rows_in_feedback: int = Field(5, ge=1)
+    linking: bool = False
+    column_selector: bool = False
+    keep_draft: bool = True
+    prompt_budget: int = Field(3000, ge=200)
+    column_top_k: int = Field(3, ge=0, le=50)
+    value_min_score: float = Field(0.8, ge=0.0, le=1.0)
+
+    def candidate_plan(self) -> list[CandidateSpec]:
+        """Every candidate to generate, in order: generator, then format, then temperature.
+
+        Returns:
+            ``len(generators) * len(schema_formats) * len(temperatures)`` specs; the first is
+            the greedy candidate of the first generator and format when temperature 0.0 is
+            listed first (ties in selection go to the earliest candidate).
+        """
+        formats = list(dict.fromkeys(self.schema_formats))
+        kinds = list(dict.fromkeys(self.generators))
+        return [
+            CandidateSpec(index=i, generator=g, schema_format=f, temperature=t)
+            for i, (g, f, t) in enumerate(itertools.product(kinds, formats, self.temperatures))
+        ]
 
 
 PRESETS: dict[str, Preset] = {
@@ -62,7 +126,7 @@ PRESETS: dict[str, Preset] = {
     "balanced": Preset(name="balanced", temperatures=[0.0, 0.7, 0.7], refine_rounds=3),
     "accurate": Preset(
         name="accurate",
-        temperatures=[0.0, 0.7, 0.7, 0.7, 0.7],
+        temperatures=[0.0, 0.7, 0.7],
         schema_formats=["mschema", "ddl"],
         refine_rounds=3,
         refine_states=["error", "refused", "no_sql", "timeout", "empty", "none"],
@@ -74,10 +138,12 @@ def get_preset(preset: str | Preset) -> Preset:
     """Return a :class:`Preset` by name (``fast``, ``balanced``, ``accurate``) or as given.
 
     Raises:
-        ConfigError: unknown preset name.
+        ConfigError: unknown preset name, or not a name or a :class:`Preset`.
     """
     if isinstance(preset, Preset):
         return preset
+    if not isinstance(preset, str):
+        raise ConfigError(f"preset must be a name ({', '.join(PRESETS)}) or a Preset, got {type(preset).__name__}")
     try:
         return PRESETS[preset]
     except KeyError:
@@ -93,15 +159,26 @@ def default_cache_dir() -> Path:
 
 
 class RoleSettings(BaseModel):
-    """Endpoint of one model role (``[roles.selector]`` in ``quorumsql.toml``); empty = global."""
+    """Endpoint of one model role (``[roles.judge]`` in ``quorumsql.toml``); empty = global."""
 
     base_url: str = ""
     model: str = ""
     api_key: str = ""
 
 
+# The TOML file (and its table header) of the :meth:`Settings.load` call in progress; read by
+# ``Settings.settings_customise_sources``. A context variable keeps concurrent loads apart.
+_TOML_SOURCE: ContextVar[tuple[Path, tuple[str, ...] | None] | None] = ContextVar("_TOML_SOURCE", default=None)
+
+
 class Settings(BaseSettings):
-    """Process-wide settings (env vars ``QUORUMSQL_*`` override ``quorumsql.toml``).
+    """Process-wide settings: arguments, then ``QUORUMSQL_*`` env vars, then ``quorumsql.toml``.
+
+    Sources are pydantic-settings' own: init arguments win over environment variables, which
+    win over the TOML file (:class:`pydantic_settings.TomlConfigSettingsSource`), which wins over
+    the defaults. Nested values come from the environment with ``__`` as the separator, so a
+    role's endpoint can be set without a file: ``QUORUMSQL_ROLES__JUDGE__BASE_URL``,
+    ``QUORUMSQL_ROLES__JUDGE__MODEL``.
 
     Attributes:
         llm_base_url: OpenAI-compatible endpoint, e.g. ``http://127.0.0.1:8000/v1``. Empty means
@@ -117,10 +194,13 @@ class Settings(BaseSettings):
         query_timeout: wall-clock seconds per SQL query.
         max_rows: rows fetched per query at most.
         preset: default preset name.
-        roles: per-role endpoints (``generator``, ``selector``, ``judge``, ...), TOML only.
+        roles: per-role endpoints: ``generator`` (candidates and their refinement) and
+            ``judge`` (the benchmark's LLM judge). A role left unset uses the global endpoint.
     """
 
-    model_config = SettingsConfigDict(env_prefix="QUORUMSQL_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="QUORUMSQL_", env_nested_delimiter="__", extra="ignore"
+    )
 
     llm_base_url: str = ""
     llm_model: str = ""
@@ -137,39 +217,55 @@ class Settings(BaseSettings):
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then environment, then the TOML file chosen by :meth:`load` (if any)."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = _TOML_SOURCE.get()
+        if toml is not None:
+            path, header = toml
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path, toml_table_header=header))
+        return tuple(sources)
+
+    @classmethod
     def load(cls, path: str | os.PathLike | None = None, **overrides: Any) -> "Settings":
         """Read settings from ``path`` (or ``$QUORUMSQL_CONFIG``, or ``./quorumsql.toml``), then env.
 
-        The TOML file holds the same keys as the attributes, at top level or under ``[quorumsql]``.
+        The TOML file holds the same keys as the attributes, at top level or under
+        ``[quorumsql]``; ``overrides`` win over everything.
 
         Raises:
-            ConfigError: unreadable TOML or invalid values.
+            ConfigError: missing or unreadable TOML file, or invalid values.
         """
-        file_values: dict[str, Any] = {}
         candidate = path or os.environ.get("QUORUMSQL_CONFIG")
         if candidate is None and Path("quorumsql.toml").is_file():
             candidate = "quorumsql.toml"
+        toml: tuple[Path, tuple[str, ...] | None] | None = None
         if candidate is not None:
             p = Path(candidate)
             try:
                 data = tomllib.loads(p.read_text(encoding="utf-8"))
-            except FileNotFoundError:
+            except (FileNotFoundError, IsADirectoryError):
                 raise ConfigError(f"config file not found: {p}") from None
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
-            file_values = data.get("quorumsql", data)
-        env_prefixed = {
-            k[len("QUORUMSQL_"):].lower()
-            for k in os.environ
-            if k.startswith("QUORUMSQL_")
-        }
-        # env vars win over the file: drop file keys the environment sets
-        values = {k: v for k, v in file_values.items() if k not in env_prefixed}
-        values.update(overrides)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"config file {p} cannot be read: {exc}") from None
+            header = ("quorumsql",) if isinstance(data.get("quorumsql"), dict) else None
+            toml = (p, header)
+        token = _TOML_SOURCE.set(toml)
         try:
-            return cls(**values)
+            return cls(**overrides)
         except ValidationError as exc:
             raise ConfigError(f"invalid settings: {exc}") from None
+        finally:
+            _TOML_SOURCE.reset(token)
 
     @property
     def uses_embedded_model(self) -> bool:

@@ -31,7 +31,7 @@ class Candidate(BaseModel):
 
     Attributes:
         id: unique within a run (``c0``, ``c1``, ...); generation order.
-        generator: which generator wrote it (e.g. ``icl/mschema``).
+        generator: origin: generator kind and schema rendering (e.g. ``zero-shot/mschema``).
         temperature: sampling temperature of the generation.
         sql: the final SQL (after refinement), None if none was produced.
         status: execution state of ``sql`` (see :class:`Attempt`), or ``model_error``.
@@ -39,6 +39,7 @@ class Candidate(BaseModel):
         columns: result columns of ``sql``.
         rows: result rows of ``sql`` (not included in JSON dumps; see ``preview``).
         row_count: number of result rows (capped by the database's row cap).
+        truncated: the result was cut by the row cap or the result-size cap.
         preview: the first rows, for display.
         result_key: order-insensitive fingerprint of the result, used by selection.
         attempts: every SQL tried, in order (the first is the generator's).
@@ -59,6 +60,7 @@ class Candidate(BaseModel):
     columns: list[str] = Field(default_factory=list)
     rows: list[tuple[Any, ...]] = Field(default_factory=list, exclude=True, repr=False)
     row_count: int = 0
+    truncated: bool = False
     preview: list[tuple[Any, ...]] = Field(default_factory=list)
     result_key: str | None = None
     attempts: list[Attempt] = Field(default_factory=list)
@@ -104,6 +106,10 @@ class Answer(BaseModel):
         db_id: database name.
         sql: the selected SQL, None when no candidate executed.
         columns, rows: its execution result (rows as tuples, capped by ``max_rows``).
+        truncated: True when ``rows`` is not the whole result (the row cap or the result-size
+            cap of the connector cut it).
+        warnings: things the user should know about the run, e.g. that the database account
+            can write or read server files.
         candidates: every candidate with its generator, status and result summary.
         trace: per-node events.
         usage: tokens, calls and model seconds, total and per node.
@@ -120,6 +126,8 @@ class Answer(BaseModel):
     sql: str | None = None
     columns: list[str] = Field(default_factory=list)
     rows: list[tuple[Any, ...]] = Field(default_factory=list)
+    truncated: bool = False
+    warnings: list[str] = Field(default_factory=list)
     candidates: list[Candidate] = Field(default_factory=list)
     trace: list[TraceEvent] = Field(default_factory=list)
     usage: UsageReport = Field(default_factory=UsageReport)

@@ -129,7 +129,7 @@ def test_column_descriptions_reach_the_prompt(concert_singer, tmp_path):
     llm = FakeListChatModel(responses=["```sql\nSELECT count(*) FROM singer WHERE Is_male = 'T'\n```"])
     ans = answer("How many male singers?", concert_singer, llm=llm, preset="fast", descriptions=folder)
     prompt = ans.candidates[0].conversation[1].content
-    assert "(Is_male:BOOL, is male; whether the singer is a man, Examples: [F, T])" in prompt
+    assert "(Is_male:BOOL, whether the singer is a man; T: male; F: female, Examples: [F, T])" in prompt
     # a mapping works too, and is matched case-insensitively
     pipe = Pipeline(llm=llm, preset="fast")
     ans = pipe.answer("How many male singers?", concert_singer, descriptions={("SINGER", "is_male"): "T means male"})
@@ -145,10 +145,10 @@ def test_registering_the_same_descriptions_again_keeps_the_cache(concert_singer,
     pipe = Pipeline(llm=FakeListChatModel(responses=["SELECT 1"]), preset="fast")
     pipe.set_descriptions(concert_singer, folder)
     sentinel = object()
-    pipe._metadata[str(concert_singer)] = sentinel  # stands for a loaded store
+    pipe.resources._metadata[str(concert_singer)] = sentinel  # stands for a loaded store
     pipe.set_descriptions(concert_singer, folder)
     pipe.set_descriptions(concert_singer, folder)
-    assert pipe._metadata[str(concert_singer)] is sentinel
+    assert pipe.resources._metadata[str(concert_singer)] is sentinel
     assert pipe.descriptions(concert_singer)[("singer", "age")] == "age in years"
     pipe.set_descriptions(concert_singer, {("singer", "Age"): "years"})  # a change does reset it
-    assert str(concert_singer) not in pipe._metadata
+    assert str(concert_singer) not in pipe.resources._metadata

@@ -544,7 +544,7 @@ class BenchmarkRunner:
                 judge_info["qse"] = qse.reason
                 judge_usage = qse.usage
                 if ex.gold_sql:
-                    sse = self.judge.sse(pred.sql, ex.gold_sql, schema_text=schema_text)
+                    sse = self.judge.sse(pred.sql, ex.gold_sql, schema_text=schema_text, dialect=db.dialect)
                     metrics["sse"] = sse.score
                     judge_info["sse"] = sse.reason
                     judge_usage = judge_usage + sse.usage

@@ -1,6 +1,14 @@
-"""LangGraph wiring: agents become nodes over typed states."""
+"""LangGraph wiring: agents become nodes over typed states and a runtime context.
 
-from quorumsql.graph.inference import build_inference_graph
+The compiled inference graph is :data:`quorumsql.graph.inference.inference`; its runtime
+context is :class:`~quorumsql.graph.context.InferenceContext`.
+"""
+
+from quorumsql.graph.context import InferenceContext, default_context
+from quorumsql.graph.inference import STAGES, Stage, build_inference_graph
 from quorumsql.graph.state import InferenceInput, InferenceOutput, InferenceState
 
-__all__ = ["InferenceInput", "InferenceOutput", "InferenceState", "build_inference_graph"]
+__all__ = [
+    "InferenceContext", "InferenceInput", "InferenceOutput", "InferenceState", "STAGES", "Stage",
+    "build_inference_graph", "default_context",
+]

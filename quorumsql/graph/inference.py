@@ -2,243 +2,169 @@
 
 ::
 
-    context -> generate (x N, Send) -> dedupe -> refine (x unique, Send) -> select -> answer
+    context -> [linking stages] -> generate (Send, one per planned candidate) -> dedupe
+            -> refine (Send, one per distinct SQL) -> [post-refinement stages] -> select
+            -> [selection stages] -> answer
 
-``context`` renders the schema; each ``generate`` branch is one (schema format, temperature)
-pair of the preset; ``dedupe`` marks candidates whose SQL repeats an earlier one so they are
-executed and refined once but still vote; ``refine`` runs the execution-guided correction loop;
-``select`` takes the majority over execution results; ``answer`` fills the output.
+Core nodes live in :mod:`quorumsql.graph.nodes`; the runtime context
+(:class:`~quorumsql.graph.context.InferenceContext`) carries settings, preset, chat models and
+databases. Optional stages (schema linking, alignment, an LLM selector) plug in as
+:class:`Stage` objects at one of three slots; a stage runs when its ``enabled(preset)`` says
+so and is skipped by the routing otherwise, so adding one is a new node plus its condition.
+``inference`` is the compiled graph that ``answer()``, the benchmarks and LangGraph Studio
+(``langgraph.json``) all run.
 """
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from quorumsql.agents.generator import generate_sql
-from quorumsql.agents.refiner import refine
-from quorumsql.agents.selector import select_by_vote
-from quorumsql.errors import ModelError
-from quorumsql.graph.state import (
-    GenerateTask,
-    InferenceInput,
-    InferenceOutput,
-    InferenceState,
-    RefineTask,
-)
-from quorumsql.llm import Usage
-from quorumsql.records import Candidate, TraceEvent
-from quorumsql.schema_repr import to_ddl, to_mschema
+from quorumsql.agents.candidates import needs_refinement
+from quorumsql.config import Preset
+from quorumsql.graph import nodes
+from quorumsql.graph.context import InferenceContext, context_of
+from quorumsql.graph.state import GenerateTask, InferenceInput, InferenceOutput, InferenceState, RefineTask
 
-if TYPE_CHECKING:
-    from quorumsql.api import Pipeline
-
-PREVIEW_ROWS = 5
+Slot = Literal["linking", "post_refine", "post_select"]
 
 
-def _norm_sql(sql: str | None) -> str | None:
-    return " ".join(sql.split()).lower() if sql else None
+@dataclass(frozen=True)
+class Stage:
+    """An optional node of the inference graph.
+
+    Attributes:
+        name: node name (also the trace's node name).
+        node: ``(state, runtime) -> update``, a module-level function like those in
+            :mod:`quorumsql.graph.nodes`.
+        slot: where it runs: ``linking`` (after ``context``, before generation),
+            ``post_refine`` (after every candidate is refined, before ``select``) or
+            ``post_select`` (after the vote, before ``answer``).
+        enabled: ``preset -> bool``; the routing skips the stage when False.
+    """
+
+    name: str
+    node: Callable
+    slot: Slot
+    enabled: Callable[[Preset], bool]
 
 
-def build_inference_graph(pipeline: "Pipeline"):
-    """Compile the inference graph over ``pipeline``'s settings, preset, model and databases.
+# Optional stages of the shipped graph, in running order within each slot.
+STAGES: tuple[Stage, ...] = ()
+
+# Generator kind -> the node that writes that kind of candidate.
+GENERATOR_NODES: dict[str, Callable] = {"zero-shot": nodes.generate}
+
+
+def fan_out_generation(state: InferenceState, runtime: Runtime[InferenceContext]) -> list[Send]:
+    """One ``generate`` branch per planned candidate (generator x schema format x temperature)."""
+    plan = context_of(runtime).preset.candidate_plan()
+    return [
+        Send(
+            _generator_node_name(spec.generator),
+            GenerateTask(
+                question=state["question"],
+                evidence=state.get("evidence"),
+                dialect=state["dialect"],
+                schema_text=state["schema_texts"][spec.schema_format],
+                spec=spec,
+            ),
+        )
+        for spec in plan
+    ]
+
+
+def fan_out_refinement(state: InferenceState) -> list[Send] | str:
+    """One ``refine`` branch per candidate with SQL of its own; straight on when there is none."""
+    sends = [
+        Send("refine", RefineTask(db=state["db"], candidate=c, seed=100 * i))
+        for i, c in enumerate(state["candidates"])
+        if needs_refinement(c)
+    ]
+    return sends or "after_refine"
+
+
+def _generator_node_name(kind: str) -> str:
+    return "generate" if kind == "zero-shot" else f"generate_{kind.replace('-', '_')}"
+
+
+def _through(slot: Slot, stages: Sequence[Stage], then: Callable | str, name: str) -> list[tuple[str, Callable]]:
+    """Routing functions for a chain of optional stages: ``[(from_node, route), ...]``.
+
+    The route after the slot's anchor (and after each stage) goes to the next enabled stage of
+    the slot, else to ``then`` (a node name or another routing function).
+    """
+    chain = [s for s in stages if s.slot == slot]
+
+    def make(rest: list[Stage], label: str) -> Callable:
+        def route(state: InferenceState, runtime: Runtime[InferenceContext]):
+            preset = context_of(runtime).preset
+            for stage in rest:
+                if stage.enabled(preset):
+                    return stage.name
+            return then(state, runtime) if callable(then) else then
+
+        route.__name__ = route.__qualname__ = label
+        return route
+
+    routes = [(None, make(chain, name))]
+    routes += [(s.name, make(chain[i + 1:], f"after_{s.name}")) for i, s in enumerate(chain)]
+    return routes
+
+
+def build_inference_graph(stages: Sequence[Stage] = STAGES):
+    """Compile the inference graph with the given optional stages.
 
     Args:
-        pipeline: supplies ``preset``, ``llm`` (created lazily) and ``database(spec)``.
+        stages: optional nodes and the preset condition that switches each on (default: the
+            shipped :data:`STAGES`).
 
     Returns:
-        A compiled LangGraph graph; input :class:`InferenceInput`, output :class:`InferenceOutput`.
+        A compiled LangGraph graph: input :class:`InferenceInput`, output
+        :class:`InferenceOutput`, context :class:`InferenceContext` (optional: runs without one
+        use :func:`~quorumsql.graph.context.default_context`).
     """
-    preset = pipeline.preset
+    g = StateGraph(InferenceState, context_schema=InferenceContext, input_schema=InferenceInput,
+                   output_schema=InferenceOutput)
+    g.add_node("context", nodes.context)
+    for kind, node in GENERATOR_NODES.items():
+        g.add_node(_generator_node_name(kind), node)
+    g.add_node("dedupe", nodes.dedupe)
+    g.add_node("refine", nodes.refine_candidate)
+    g.add_node("after_refine", _join)
+    g.add_node("select", nodes.select)
+    g.add_node("answer", nodes.answer)
+    for stage in stages:
+        g.add_node(stage.name, stage.node)
 
-    def context(state: InferenceState) -> dict:
-        start = time.monotonic()
-        db = pipeline.database(state["db"])
-        schema = db.schema()
-        if state.get("descriptions_dir"):
-            pipeline.set_descriptions(state["db"], state["descriptions_dir"])
-        texts: dict[str, str] = {}
-        for fmt in dict.fromkeys(preset.schema_formats):
-            if fmt == "mschema":
-                texts[fmt] = to_mschema(schema, descriptions=pipeline.descriptions(state["db"]))
-            elif fmt == "ddl":
-                texts[fmt] = to_ddl(schema)
-            else:  # metadata_partial / metadata_complete
-                granularity = fmt.split("_", 1)[1]
-                texts[fmt] = pipeline.metadata(state["db"]).render(granularity=granularity, question=state["question"])
-        event = TraceEvent(
-            node="context",
-            message=f"{schema.db_id}: {len(schema.tables)} tables, {schema.column_count} columns",
-            data={"formats": list(texts), "chars": {k: len(v) for k, v in texts.items()}},
-            seconds=time.monotonic() - start,
-        )
-        return {"db_id": schema.db_id, "dialect": db.dialect, "schema_texts": texts, "trace": [event]}
+    generators = [_generator_node_name(k) for k in GENERATOR_NODES]
+    linking = [s.name for s in stages if s.slot == "linking"]
+    post_refine = [s.name for s in stages if s.slot == "post_refine"]
+    post_select = [s.name for s in stages if s.slot == "post_select"]
 
-    def route_generate(state: InferenceState) -> list[Send]:
-        formats = preset.schema_formats
-        return [
-            Send(
-                "generate",
-                GenerateTask(
-                    question=state["question"],
-                    evidence=state.get("evidence"),
-                    dialect=state["dialect"],
-                    schema_text=state["schema_texts"][formats[i % len(formats)]],
-                    candidate_id=f"c{i}",
-                    generator=f"icl/{formats[i % len(formats)]}",
-                    temperature=t,
-                    seed=i if t else None,  # seeded sampling: reproducible runs
-                ),
-            )
-            for i, t in enumerate(preset.temperatures)
-        ]
+    g.add_edge(START, "context")
+    for src, route in _through("linking", stages, fan_out_generation, "route_to_generation"):
+        g.add_conditional_edges(src or "context", route, [*linking, *generators])
+    for name in generators:
+        g.add_edge(name, "dedupe")
+    g.add_conditional_edges("dedupe", fan_out_refinement, ["refine", "after_refine"])
+    g.add_edge("refine", "after_refine")
+    for src, route in _through("post_refine", stages, "select", "route_to_selection"):
+        g.add_conditional_edges(src or "after_refine", route, [*post_refine, "select"])
+    for src, route in _through("post_select", stages, "answer", "route_to_answer"):
+        g.add_conditional_edges(src or "select", route, [*post_select, "answer"])
+    g.add_edge("answer", END)
+    return g.compile(name="quorumsql-inference")
 
-    def generate(task: GenerateTask) -> dict:
-        start = time.monotonic()
-        cand = Candidate(id=task["candidate_id"], generator=task["generator"], temperature=task["temperature"])
-        try:
-            gen = generate_sql(
-                pipeline.llm,
-                task["question"],
-                task["schema_text"],
-                evidence=task.get("evidence"),
-                dialect=task["dialect"],
-                temperature=task["temperature"],
-                max_tokens=preset.max_tokens,
-                seed=task["seed"],
-            )
-        except ModelError as exc:
-            cand.status, cand.error = "model_error", str(exc)
-            usage = Usage()
-        else:
-            cand.sql, cand.usage, cand.conversation = gen.sql, gen.usage, gen.messages
-            usage = gen.usage
-            if gen.sql is None:
-                cand.status = "no_sql"
-        event = TraceEvent(
-            node="generate",
-            message=f"{cand.id} ({cand.generator}, T={cand.temperature:g}): "
-            + (cand.sql or cand.error or "no SQL in the reply"),
-            data={"candidate": cand.id, "sql": cand.sql, "status": cand.status},
-            seconds=time.monotonic() - start,
-            usage=usage,
-        )
-        return {"candidates": [cand], "trace": [event]}
 
-    def dedupe(state: InferenceState) -> dict:
-        seen: dict[str, str] = {}
-        updated = []
-        for cand in state["candidates"]:
-            key = _norm_sql(cand.sql)
-            if key is None or cand.status == "model_error":
-                continue
-            if key in seen:
-                updated.append(cand.model_copy(update={"duplicate_of": seen[key]}))
-            else:
-                seen[key] = cand.id
-        event = TraceEvent(
-            node="dedupe",
-            message=f"{len(seen)} distinct SQL among {len(state['candidates'])} candidates",
-            data={"duplicates": {c.id: c.duplicate_of for c in updated}},
-        )
-        return {"candidates": updated, "trace": [event]}
+def _join(state: InferenceState) -> dict:
+    """Barrier after the refine branches: every candidate is refined once this runs."""
+    return {}
 
-    def route_refine(state: InferenceState) -> list[Send] | str:
-        sends = [
-            Send("refine", RefineTask(db=state["db"], candidate=c, seed=100 * i))
-            for i, c in enumerate(state["candidates"])
-            if c.duplicate_of is None and c.status != "model_error"
-        ]
-        return sends or "select"
 
-    def refine_node(task: RefineTask) -> dict:
-        start = time.monotonic()
-        cand = task["candidate"]
-        try:
-            r = refine(
-                pipeline.llm,
-                pipeline.database(task["db"]),
-                cand.sql,
-                cand.conversation,
-                rounds=preset.refine_rounds,
-                refine_states=preset.refine_states,
-                max_tokens=preset.max_tokens,
-                seed=task["seed"],
-            )
-        except ModelError as exc:
-            done = cand.model_copy(update={"status": "model_error", "error": str(exc)})
-            return {"candidates": [done], "trace": [TraceEvent(node="refine", message=f"{cand.id}: {exc}")]}
-        result = r.result
-        done = cand.model_copy(
-            update={
-                "sql": r.sql,
-                "status": r.state,
-                "error": result.error if result is not None else cand.error,
-                "columns": result.columns if result is not None else [],
-                "rows": result.rows if result is not None else [],
-                "row_count": len(result.rows) if result is not None else 0,
-                "preview": result.rows[:PREVIEW_ROWS] if result is not None else [],
-                "result_key": r.result_key,
-                "attempts": r.attempts,
-                "usage": cand.usage + r.usage,
-            }
-        )
-        states = " -> ".join(a.state for a in r.attempts)
-        event = TraceEvent(
-            node="refine",
-            message=f"{cand.id}: {states}" + (f" ({len(r.attempts) - 1} revision(s))" if len(r.attempts) > 1 else ""),
-            data={"candidate": cand.id, "attempts": [a.model_dump() for a in r.attempts]},
-            seconds=time.monotonic() - start,
-            usage=r.usage,
-        )
-        return {"candidates": [done], "trace": [event]}
-
-    def select(state: InferenceState) -> dict:
-        by_id = {c.id: c for c in state["candidates"]}
-        final: list[Candidate] = []
-        for cand in state["candidates"]:
-            if cand.duplicate_of is not None:
-                src = by_id[cand.duplicate_of]
-                cand = cand.model_copy(
-                    update={
-                        k: getattr(src, k)
-                        for k in ("sql", "status", "error", "columns", "rows", "row_count", "preview", "result_key", "attempts")
-                    }
-                )
-            final.append(cand)
-        choice = select_by_vote(final)
-        sizes = {cid: len(g) for g in choice.groups for cid in g}
-        final = [c.model_copy(update={"votes": sizes.get(c.id, 0)}) for c in final]
-        event = TraceEvent(
-            node="select",
-            message=(f"{choice.winner}: {choice.reason}" if choice.winner else choice.reason),
-            data={"groups": choice.groups, "decisive": choice.decisive},
-        )
-        return {"candidates": final, "selected": choice.winner, "trace": [event]}
-
-    def answer(state: InferenceState) -> dict:
-        winner = next((c for c in state["candidates"] if c.id == state.get("selected")), None)
-        if winner is None:
-            errors = [c.error for c in state["candidates"] if c.error]
-            reason = "no candidate SQL executed" + (f"; last error: {errors[-1]}" if errors else "")
-            return {"sql": None, "columns": [], "rows": [], "error": reason}
-        return {"sql": winner.sql, "columns": winner.columns, "rows": winner.rows, "error": None}
-
-    builder = StateGraph(InferenceState, input_schema=InferenceInput, output_schema=InferenceOutput)
-    builder.add_node("context", context)
-    builder.add_node("generate", generate)
-    builder.add_node("dedupe", dedupe)
-    builder.add_node("refine", refine_node)
-    builder.add_node("select", select)
-    builder.add_node("answer", answer)
-    builder.add_edge(START, "context")
-    builder.add_conditional_edges("context", route_generate, ["generate"])
-    builder.add_edge("generate", "dedupe")
-    builder.add_conditional_edges("dedupe", route_refine, ["refine", "select"])
-    builder.add_edge("refine", "select")
-    builder.add_edge("select", "answer")
-    builder.add_edge("answer", END)
-    return builder.compile(name="quorumsql-inference")
+inference = build_inference_graph()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
+from quorumsql.config import CandidateSpec
 from quorumsql.records import Candidate, TraceEvent
 
 
@@ -46,6 +47,8 @@ class InferenceOutput(TypedDict, total=False):
     sql: str | None
     columns: list[str]
     rows: list[tuple[Any, ...]]
+    truncated: bool
+    warnings: list[str]
     error: str | None
     candidates: list[Candidate]
     trace: list[TraceEvent]
@@ -57,8 +60,9 @@ class InferenceState(InferenceInput, InferenceOutput, total=False):
     Keys (besides input and output):
         db_id: database name.
         dialect: sqlglot dialect of the database.
-        schema_texts: rendered schema per format (``mschema``, ``ddl``).
+        schema_texts: rendered schema per format (``mschema``, ``ddl``, ``metadata_*``).
         selected: id of the selected candidate.
+        decisive: the vote's winning group is strictly larger than the runner-up.
     """
 
     db_id: str
@@ -67,19 +71,24 @@ class InferenceState(InferenceInput, InferenceOutput, total=False):
     candidates: Annotated[list[Candidate], merge_candidates]
     trace: Annotated[list[TraceEvent], operator.add]
     selected: str | None
+    decisive: bool
 
 
 class GenerateTask(TypedDict):
-    """Input of one generation branch (sent with ``Send``)."""
+    """Input of one generation branch (sent with ``Send``).
+
+    Keys:
+        question, evidence, dialect: as in the state.
+        schema_text: the schema rendering this candidate's generator sees.
+        spec: the planned candidate (:class:`~quorumsql.config.CandidateSpec`): generator kind,
+            schema format, temperature, index (the candidate id and sampling seed).
+    """
 
     question: str
     evidence: str | None
     dialect: str
     schema_text: str
-    candidate_id: str
-    generator: str
-    temperature: float
-    seed: int | None
+    spec: CandidateSpec
 
 
 class RefineTask(TypedDict):

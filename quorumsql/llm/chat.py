@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -123,3 +124,36 @@ def invoke(llm: BaseChatModel, messages: Sequence[BaseMessage], **kwargs: Any) -
     if not isinstance(content, str):
         raise ModelError(f"model {describe_model(llm)} returned no text")
     return content, usage
+
+
+class ChatModels:
+    """The chat model of each role, created on first use and then kept.
+
+    Roles: ``generator`` (writes candidates and revises them) and ``judge`` (the benchmark's
+    LLM judge). Each is resolved by :func:`get_chat_model` from the settings, so a role without an
+    endpoint of its own shares the global one; creating the first model may start the embedded
+    server, which is why nothing is created before a model is actually needed.
+
+    Args:
+        settings: process settings.
+        llm: a chat model to use for every role instead (tests, callers with their own model).
+    """
+
+    def __init__(self, settings: Settings, llm: BaseChatModel | None = None) -> None:
+        self.settings = settings
+        self._override = llm
+        self._models: dict[str, BaseChatModel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, role: str = "generator") -> BaseChatModel:
+        """The chat model for ``role``.
+
+        Raises:
+            EmbeddedModelError: no endpoint configured and the embedded model cannot start.
+        """
+        if self._override is not None:
+            return self._override
+        with self._lock:
+            if role not in self._models:
+                self._models[role] = get_chat_model(self.settings, role=role)
+            return self._models[role]
