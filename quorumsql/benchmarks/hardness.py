@@ -14,8 +14,9 @@ nested query), as in the official code:
   ORDER BY items, negated WHERE conditions, and HAVING's negated conditions and connectives);
   more than one SELECT item; more than one WHERE condition; more than one GROUP BY column.
 
-``tests/test_eval_hardness.py`` checks these against the official rules run on the official
-parse stored in Spider's ``dev.json``.
+``tests/test_eval_hardness.py`` pins these against the criteria as documented (Spider paper and
+README), worked out by hand on Spider dev questions; where the counting above departs from the
+documented text (aggregations, nested queries outside conditions) its strict xfail tests say so.
 """
 
 from __future__ import annotations
