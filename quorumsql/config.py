@@ -193,6 +193,10 @@ class Settings(BaseSettings):
         cache_dir: where the joined GGUF, server state and per-database indexes live.
         query_timeout: wall-clock seconds per SQL query.
         max_rows: rows fetched per query at most.
+        max_result_bytes: bytes of values fetched per query at most (the rows beyond are cut
+            and the result is marked truncated).
+        max_value_bytes: largest single value a SQLite query may build (``SQLITE_LIMIT_LENGTH``);
+            a larger one fails the query at once.
         preset: default preset name.
         roles: per-role endpoints: ``generator`` (candidates and their refinement) and
             ``judge`` (the benchmark's LLM judge). A role left unset uses the global endpoint.
@@ -213,6 +217,8 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=default_cache_dir)
     query_timeout: float = 30.0
     max_rows: int = 10_000
+    max_result_bytes: int = 64 * 2**20
+    max_value_bytes: int = 32 * 2**20
     preset: str = "balanced"
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
 

@@ -80,7 +80,10 @@ class Resources:
             cached = self._dbs.get(key)
         if cached is not None:
             return cached
-        opened = open_database(key, query_timeout=self.settings.query_timeout, max_rows=self.settings.max_rows)
+        opened = open_database(
+            key, query_timeout=self.settings.query_timeout, max_rows=self.settings.max_rows,
+            max_result_bytes=self.settings.max_result_bytes, max_value_bytes=self.settings.max_value_bytes,
+        )
         with self._lock:
             return self._dbs.setdefault(key, opened)
 

@@ -28,8 +28,11 @@ def test_refusals_and_the_read_only_transaction(mysql_concert_singer):
     for sql in ("DELETE FROM singer", "SELECT 1; DROP TABLE singer", "DROP DATABASE concert_singer"):
         with pytest.raises(UnsafeSQLError):
             db.execute(sql)
-    # the second lock: even past the check, the transaction is READ ONLY
-    with pytest.raises(QueryError):
+    # the second lock: even past the check, the session is READ ONLY on the server ...
+    with pytest.raises(QueryError, match="1792"):
+        db._run_read_only("DELETE FROM singer", 5.0, 10)
+    # ... and the connector's own guard refuses it before sending
+    with pytest.raises(UnsafeSQLError, match="refused by the connection"):
         db._execute("DELETE FROM singer", 5.0, 10)
     assert db.execute("SELECT count(*) FROM singer").rows == [(6,)]
 

@@ -117,7 +117,13 @@ def result_key(rows: Sequence[Sequence[Any]]) -> str:
     """Order-insensitive fingerprint of a result set (a multiset of rows).
 
     Floats are rounded to 6 decimals so that equal results computed differently group together.
+    Each row is hashed on its own and only its digest is kept, so memory stays at 20 bytes per
+    distinct row whatever the size of the values.
     """
-    counts = Counter(repr(tuple(_norm(v) for v in row)) for row in rows)
-    payload = "\n".join(f"{k}\t{n}" for k, n in sorted(counts.items()))
-    return hashlib.sha1(payload.encode("utf-8", "replace")).hexdigest()[:16]
+    counts = Counter(
+        hashlib.sha1(repr(tuple(_norm(v) for v in row)).encode("utf-8", "replace")).digest() for row in rows
+    )
+    digest = hashlib.sha1()
+    for key, n in sorted(counts.items()):
+        digest.update(key + n.to_bytes(8, "little"))
+    return digest.hexdigest()[:16]

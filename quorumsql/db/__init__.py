@@ -7,6 +7,7 @@ connector. All execution is read-only and guarded (see :mod:`quorumsql.db.safety
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -29,14 +30,17 @@ def open_database(db: "str | os.PathLike | Database", **kwargs: Any) -> Database
     Args:
         db: a :class:`Database` (returned as is), a SQLite file path, or a URL:
             ``sqlite:///relative.db`` / ``sqlite:////abs/path.db``,
-            ``mysql+pymysql://user:pw@host:port/name`` (also ``mysql://``).
-        **kwargs: ``query_timeout`` (s) and ``max_rows`` for the connector.
+            ``mysql+pymysql://user:pw@host:port/name`` (also ``mysql://``, ``mariadb://``),
+            ``postgresql://user:pw@host:port/name`` (also ``postgres://``).
+        **kwargs: ``query_timeout`` (s), ``max_rows`` and ``max_result_bytes`` for every
+            connector; ``max_value_bytes`` for SQLite.
 
     Returns:
         A connector; its schema is read lazily.
 
     Raises:
-        DatabaseError: unknown scheme, missing file, unreachable server, bad credentials.
+        DatabaseError: not a path or URL, unknown scheme, malformed URL (e.g. a port that is
+            not a number in 1-65535), missing file, unreachable server, bad credentials.
     """
     if isinstance(db, Database):
         return db
@@ -45,7 +49,12 @@ def open_database(db: "str | os.PathLike | Database", **kwargs: Any) -> Database
         raise DatabaseError(f"expected a database path or URL, got {db!r}")
     if "://" not in spec:
         return SQLiteDatabase(Path(spec), **kwargs)
-    url = urlsplit(spec)
+    try:
+        url = urlsplit(spec)
+        port = url.port
+    except ValueError as exc:
+        reason = "the port must be a number from 1 to 65535" if "port" in str(exc).lower() else str(exc)
+        raise DatabaseError(f"malformed database URL {_redact(spec)!r}: {reason}") from None
     scheme = url.scheme.lower()
     if scheme == "sqlite":
         # sqlite:///rel/path -> "rel/path"; sqlite:////abs/path -> "/abs/path"
@@ -54,12 +63,15 @@ def open_database(db: "str | os.PathLike | Database", **kwargs: Any) -> Database
         if not path:
             raise DatabaseError("sqlite URL without a path: use sqlite:///file.db")
         return SQLiteDatabase(Path(path), **kwargs)
+    kwargs.pop("max_value_bytes", None)  # a SQLite limit; the servers have their own
+    if port == 0:
+        raise DatabaseError(f"malformed database URL {_redact(spec)!r}: the port must be a number from 1 to 65535")
     if scheme in ("mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql"):
         from quorumsql.db.mysql import MySQLDatabase
 
         return MySQLDatabase(
             host=url.hostname or "127.0.0.1",
-            port=url.port or 3306,
+            port=port or 3306,
             user=unquote(url.username or "root"),
             password=unquote(url.password or ""),
             database=unquote(url.path.lstrip("/")),
@@ -73,3 +85,8 @@ def open_database(db: "str | os.PathLike | Database", **kwargs: Any) -> Database
         f"unsupported database URL scheme {url.scheme!r}; use a SQLite path, sqlite:///, "
         "mysql+pymysql:// or postgresql://"
     )
+
+
+def _redact(spec: str) -> str:
+    """``spec`` with the password of its URL, if any, replaced by ``***``."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", spec)

@@ -1,33 +1,164 @@
-"""MySQL / MariaDB connector over pymysql: read-only transactions, server-side time limits."""
+"""MySQL / MariaDB connector over pymysql: read-only sessions, server-side time limits.
+
+What stops a statement the read-only check (:mod:`quorumsql.db.safety`) let through, measured
+against MariaDB 10.11 with an account holding ALL PRIVILEGES (``tests/test_hardening_mysql.py``):
+
+- The server: the session is ``SET SESSION TRANSACTION READ ONLY`` and each query runs in
+  ``START TRANSACTION READ ONLY``. The session characteristic also covers the transaction a
+  DDL statement's implicit commit starts, so CREATE / DROP / ALTER / RENAME / TRUNCATE TABLE,
+  CREATE OR REPLACE, CREATE DATABASE / VIEW / FUNCTION / USER, GRANT, INSERT / UPDATE / DELETE,
+  LOCK TABLES and INSTALL SONAME fail with error 1792. pymysql never enables multi-statements,
+  so one call is one statement.
+- Not the server: SET GLOBAL, SELECT ... INTO OUTFILE / DUMPFILE, LOAD_FILE(), FLUSH, KILL,
+  SHUTDOWN, DO, HANDLER, and ``SET STATEMENT tx_read_only=0 FOR ...`` (which lifts the read-only
+  session for one statement) run for an account that holds the privilege. Only the account's
+  privileges stop them on the server; this connector's lexical guard (:func:`_guard`) refuses
+  them on the client as well, independently of sqlglot, and
+  :meth:`MySQLDatabase.privilege_warnings` reports an account that can write or holds FILE.
+
+Time: ``max_statement_time`` (MariaDB, seconds) or ``max_execution_time`` (MySQL, ms) is set
+per session, the client read timeout backs it up, and a statement the limit stopped without an
+error (``SELECT BENCHMARK(...)`` returns 0) is detected through the session status counter
+``Max_statement_time_exceeded`` / ``Max_execution_time_exceeded`` and raised as a timeout.
+"""
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
-from quorumsql.db.base import Database
+from quorumsql.db.base import Database, fetch_capped
+from quorumsql.db.safety import DENIED_FUNCTIONS
 from quorumsql.db.schema import Column, DatabaseSchema, ForeignKey, Table
-from quorumsql.errors import DatabaseError, QueryError, QueryTimeout
+from quorumsql.errors import DatabaseError, QueryError, QueryTimeout, UnsafeSQLError
+from quorumsql.sqlnames import quote_identifier
 
 _EXAMPLES = 3
 # Server error codes meaning "statement interrupted by the time limit":
 # 3024 MySQL ER_QUERY_TIMEOUT, 1969 MariaDB ER_STATEMENT_TIMEOUT, 1317 query interrupted.
 _TIMEOUT_CODES = {3024, 1969, 1317}
+# Session status counters of statements stopped by the time limit (MariaDB, MySQL).
+_TIMEOUT_COUNTERS = ("Max_statement_time_exceeded", "Max_execution_time_exceeded")
+# The session lexes SQL the way sqlglot's MySQL dialect does: backslash escapes in strings and
+# "..." as a string, whatever the server's default sql_mode says.
+_SQL_MODE = (
+    "sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), "
+    "',NO_BACKSLASH_ESCAPES,', ','), ',ANSI_QUOTES,', ','))"
+)
+# Privileges that only read (anything else lets the account change something).
+_READ_PRIVILEGES = {
+    "USAGE", "SELECT", "SHOW VIEW", "SHOW DATABASES", "PROCESS", "REFERENCES",
+    "REPLICATION CLIENT", "BINLOG MONITOR", "SLAVE MONITOR", "REPLICA MONITOR",
+    "SHOW CREATE ROUTINE",
+}
+
+_GUARD_STARTS = {"SELECT", "WITH", "VALUES", "TABLE", "("}
+_GUARD_WORDS = {"INTO", "OUTFILE", "DUMPFILE"}
+_EXEC_COMMENT = re.compile(r"/\*M?!\d{0,6}", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z0-9_$]+")
 
 
 def _quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+    return quote_identifier(name, "mysql")
+
+
+def _server_words(sql: str) -> list[str]:
+    """The words and symbols MySQL reads in ``sql``, upper-cased, as its lexer splits them.
+
+    String literals and backquoted names are skipped (backslash escapes and doubled quotes),
+    comments are skipped (``#``, ``-- `` with a space or control character after the dashes,
+    ``/* */``), and the bodies of executable comments (``/*!``, ``/*!50700``, ``/*M!``) count
+    as code, whatever their version number.
+    """
+    out: list[str] = []
+    i, n, in_exec = 0, len(sql), False
+    while i < n:
+        c = sql[i]
+        if c in "'\"`":
+            j = i + 1
+            while j < n:
+                if sql[j] == "\\" and c != "`":
+                    j += 2
+                elif sql[j] == c and j + 1 < n and sql[j + 1] == c:
+                    j += 2
+                elif sql[j] == c:
+                    break
+                else:
+                    j += 1
+            out.append("STRING" if c != "`" else "NAME")
+            i = j + 1
+        elif c == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2].isspace() or ord(sql[i + 2]) < 32)):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif sql.startswith("/*", i):
+            m = _EXEC_COMMENT.match(sql, i)
+            if m:
+                in_exec, i = True, m.end()
+            else:
+                j = sql.find("*/", i + 2)
+                i = n if j < 0 else j + 2
+        elif in_exec and sql.startswith("*/", i):
+            in_exec, i = False, i + 2
+        elif (m := _WORD.match(sql, i)) is not None:
+            out.append(m.group().upper())
+            i = m.end()
+        else:
+            if not c.isspace():
+                out.append(c)
+            i += 1
+    return out
+
+
+def _guard(sql: str) -> None:
+    """The connection's own refusal of what a privileged account could do in one statement.
+
+    Independent of sqlglot (a small lexer of MySQL's own rules, :func:`_server_words`): the
+    statement must start like a query and may not write files (``INTO``, ``OUTFILE``,
+    ``DUMPFILE``), call :data:`~quorumsql.db.safety.DENIED_FUNCTIONS` (``LOAD_FILE``, ...) or
+    hold a second statement. This covers what the read-only session does not stop (SET GLOBAL,
+    SET STATEMENT, INTO OUTFILE, LOAD_FILE, FLUSH, KILL, SHUTDOWN, ...).
+
+    Raises:
+        UnsafeSQLError: the statement is refused (nothing was sent).
+    """
+    words = _server_words(sql)
+    while words and words[-1] == ";":
+        words.pop()
+    if not words or words[0] not in _GUARD_STARTS:
+        first = words[0] if words else "nothing"
+        raise UnsafeSQLError(f"refused by the connection: only read queries run on MySQL, got {first}")
+    denied = DENIED_FUNCTIONS["mysql"]
+    for word, nxt in zip(words, words[1:] + [""]):
+        if word in _GUARD_WORDS or (nxt == "(" and word.lower() in denied) or word == ";":
+            raise UnsafeSQLError(f"refused by the connection: {word} is not allowed in a read query")
+
+
+def _abandon(stream) -> None:
+    """Detach an unbuffered cursor so that closing it (or its connection) reads nothing more.
+
+    pymysql drains the rest of an unbuffered result when the cursor or the result object is
+    closed or collected; for a cut result that can take as long as the statement runs.
+    """
+    result = getattr(stream, "_result", None)
+    if result is not None:
+        result.unbuffered_active = False
+    stream.connection = None
 
 
 class MySQLDatabase(Database):
     """A MySQL or MariaDB database, read through pymysql.
 
-    Every query runs in ``START TRANSACTION READ ONLY`` and is rolled back; the server enforces
-    the time limit (``max_execution_time`` on MySQL, ``max_statement_time`` on MariaDB) and the
-    client's read timeout backs it up.
+    Each query opens a session that is ``READ ONLY`` (session characteristic and transaction),
+    has the statement time limit and a lexing-stable ``sql_mode``, runs the statement through
+    :func:`_guard` and an unbuffered cursor (rows stream under the row and byte caps; a cut
+    result closes the connection instead of reading the rest), and rolls back. See the module
+    docstring for what the server itself stops.
 
     Args:
         host, port, user, password, database: connection parameters.
-        query_timeout, max_rows: see :class:`~quorumsql.db.base.Database`.
+        connect_timeout: seconds to wait for the server.
+        query_timeout, max_rows, max_result_bytes: see :class:`~quorumsql.db.base.Database`.
 
     Raises:
         DatabaseError: the server is unreachable, refuses the login or the database is unknown.
@@ -53,8 +184,13 @@ class MySQLDatabase(Database):
         self.connect_timeout = connect_timeout
         super().__init__(database, **kwargs)
         self._mariadb: bool | None = None
-        # Fail early, with a clear message, when the server cannot be reached.
-        self._connect(read_timeout=connect_timeout).close()
+        # Fail early, with a clear message, when the server cannot be reached; read the
+        # account's privileges on the same connection.
+        conn = self._connect(read_timeout=connect_timeout)
+        try:
+            self._privilege_warnings = self._safe_read_privileges(conn)
+        finally:
+            conn.close()
 
     @property
     def uri(self) -> str:
@@ -74,6 +210,8 @@ class MySQLDatabase(Database):
                 connect_timeout=self.connect_timeout,
                 read_timeout=read_timeout,
                 autocommit=False,
+                local_infile=False,
+                init_command="SET SESSION TRANSACTION READ ONLY",
             )
         except pymysql.err.OperationalError as exc:
             code = exc.args[0] if exc.args else None
@@ -99,26 +237,114 @@ class MySQLDatabase(Database):
         )
         return [list(map(str, r)) for r in result]
 
-    def _limit_statement(self, timeout: float) -> str:
+    def change_stamp(self) -> str:
+        """Counts and checksums of the schema's tables and columns, plus their row estimates,
+        sizes and latest create/update times (``information_schema``, one query).
+
+        Raises:
+            DatabaseError: the server cannot be reached.
+        """
+        rows = self._run_internal(
+            "SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('.', TABLE_NAME, TABLE_TYPE))), 0), "
+            "COALESCE(SUM(TABLE_ROWS), 0), COALESCE(SUM(DATA_LENGTH), 0), MAX(CREATE_TIME), MAX(UPDATE_TIME), "
+            "(SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('.', TABLE_NAME, COLUMN_NAME, COLUMN_TYPE))), 0)) "
+            " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s) "
+            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+            (self.database, self.database),
+        )
+        return "/".join(str(v) for v in rows[0])
+
+    def _read_privileges(self, conn=None) -> list[str]:
+        """Parse ``SHOW GRANTS`` of the current account into warnings (see the base method)."""
+        account = self._run_internal("SELECT CURRENT_USER()", (), conn)[0][0]
+        grants = [str(r[0]) for r in self._run_internal("SHOW GRANTS", (), conn)]
+        changes: list[str] = []
+        file_priv = False
+        roles: list[str] = []
+        for line in grants:
+            m = re.match(r"GRANT\s+(.*?)\s+ON\s+(.*?)\s+TO\s", line, re.IGNORECASE | re.DOTALL)
+            if m is None:
+                role = re.match(r"GRANT\s+(.*?)\s+TO\s", line, re.IGNORECASE | re.DOTALL)
+                if role:
+                    roles.append(role.group(1))
+                continue
+            target = m.group(2)
+            privileges = [p.strip() for p in re.split(r",(?![^()]*\))", m.group(1))]
+            if re.search(r"WITH\s+GRANT\s+OPTION", line, re.IGNORECASE):
+                privileges.append("GRANT OPTION")
+            for priv in privileges:
+                name = re.sub(r"\s*\(.*\)\s*$", "", priv, flags=re.DOTALL).upper()
+                name = " ".join(name.split())
+                if name in ("ALL", "ALL PRIVILEGES"):
+                    changes.append(f"ALL PRIVILEGES ON {target}")
+                    file_priv = file_priv or target.replace(" ", "") == "*.*"
+                elif name == "FILE":
+                    file_priv = True
+                elif name not in _READ_PRIVILEGES and name not in changes:
+                    changes.append(name)
+        warnings = []
+        if changes:
+            warnings.append(
+                f"the MySQL account {account} can change data, structure or the server "
+                f"({', '.join(changes)}): QuorumSQL refuses such statements itself, but only an "
+                "account limited to SELECT is a lock the server enforces"
+            )
+        if file_priv:
+            warnings.append(
+                f"the MySQL account {account} holds the FILE privilege: LOAD_FILE() and "
+                "SELECT ... INTO OUTFILE could read and write files on the server's host "
+                "(QuorumSQL refuses both); revoke FILE"
+            )
+        if roles:
+            warnings.append(
+                f"the MySQL account {account} has the role(s) {', '.join(roles)}, not inspected: "
+                "check that they grant only SELECT"
+            )
+        return warnings
+
+    def _session_statement(self, timeout: float) -> str:
         if self._mariadb:
-            return f"SET SESSION max_statement_time = {max(timeout, 0.001):.3f}"
-        return f"SET SESSION max_execution_time = {max(int(timeout * 1000), 1)}"
+            limit = f"max_statement_time = {max(timeout, 0.001):.3f}"
+        else:
+            limit = f"max_execution_time = {max(int(timeout * 1000), 1)}"
+        return f"SET SESSION {limit}, {_SQL_MODE}"
 
     def _execute(self, sql: str, timeout: float, max_rows: int):
+        _guard(sql)
+        return self._run_read_only(sql, timeout, max_rows)
+
+    def _run_read_only(self, sql: str, timeout: float, max_rows: int):
+        """Run ``sql`` in a read-only session with the time limit, without :func:`_guard`.
+
+        The server's own locks only (tests call this to show what the server stops).
+        """
         import pymysql
 
         # the client read timeout backs up the server limit (e.g. when the server ignores it)
         conn = self._connect(read_timeout=timeout + 5.0)
+        stream = None
+        start = time.monotonic()
         try:
             with conn.cursor() as cur:
-                cur.execute(self._limit_statement(timeout))
+                cur.execute(self._session_statement(timeout))
                 cur.execute("START TRANSACTION READ ONLY")
-                try:
-                    cur.execute(sql)
-                    columns = [d[0] for d in cur.description or []]
-                    rows = cur.fetchmany(max_rows + 1)
-                finally:
-                    conn.rollback()
+            stream = conn.cursor(pymysql.cursors.SSCursor)
+            start = time.monotonic()
+            stream.execute(sql)
+            columns = [d[0] for d in stream.description or []]
+            rows, truncated = fetch_capped(stream.fetchmany, max_rows, self.max_result_bytes)
+            if truncated:
+                # rows are left unread: closing the connection stops the statement; reading
+                # the rest could take as long as the statement runs
+                _abandon(stream)
+            else:
+                stream.close()
+                if self._interrupted(conn, time.monotonic() - start, timeout):
+                    raise QueryTimeout(
+                        f"query exceeded {timeout:g} s and was interrupted (it returned no error, "
+                        "but its result is incomplete)"
+                    )
+                conn.rollback()
         except pymysql.err.MySQLError as exc:
             code = exc.args[0] if exc.args else None
             text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
@@ -126,9 +352,29 @@ class MySQLDatabase(Database):
                 raise QueryTimeout(f"query exceeded {timeout:g} s and was interrupted") from None
             raise QueryError(f"({code}) {text}") from None
         finally:
+            if stream is not None:
+                _abandon(stream)
             conn.close()
-        truncated = len(rows) > max_rows
-        return columns, [tuple(r) for r in rows[:max_rows]], truncated
+        return columns, rows, truncated
+
+    @staticmethod
+    def _interrupted(conn, elapsed: float, timeout: float) -> bool:
+        """Whether the time limit stopped the last statement even though it returned rows.
+
+        MariaDB stops ``SELECT BENCHMARK(...)`` / ``SELECT SLEEP(...)`` at the limit and returns
+        0 without an error; the session counter of timed-out statements tells. Without the
+        counter, a statement that took the whole budget counts as interrupted.
+        """
+        try:
+            with conn.cursor() as cur:
+                names = ", ".join(f"'{n}'" for n in _TIMEOUT_COUNTERS)
+                cur.execute(f"SHOW SESSION STATUS WHERE Variable_name IN ({names})")
+                counters = [int(v) for _, v in cur.fetchall()]
+        except Exception:  # noqa: BLE001 - fall back on the clock
+            counters = []
+        if counters:
+            return any(counters)
+        return elapsed >= timeout
 
     def _run_internal(self, sql: str, params: tuple = (), conn=None) -> list[tuple]:
         """Run trusted introspection SQL (our own text, never model output)."""

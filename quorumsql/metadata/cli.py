@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"cache_dir": Path(args.cache_dir)} if args.cache_dir else {}
     settings = Settings.load(**overrides)
     db = open_database(args.db)
+    err = Console(stderr=True)
+    for warning in db.privilege_warnings():
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     meta = load_or_build(db, settings, descriptions_dir=args.descriptions,
                          progress=not args.no_progress and sys.stderr.isatty(), force=args.force)
     console = Console()
