@@ -51,3 +51,12 @@ def test_answer_json_is_serialisable():
     doc = answer_json(ans)
     assert doc["rows"] == [[1.5, "2024-01-02", "0001"]]
     json.dumps(doc)
+
+
+def test_a_bad_port_is_one_error_line():
+    for url in ("mysql://root@127.0.0.1:99999/x", "mysql://root@127.0.0.1:abc/x"):
+        proc = _run("ask", url, "How many?")
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "port" in lines[0]
+        assert "Traceback" not in proc.stderr
