@@ -88,7 +88,11 @@ class Preset(BaseModel):
         prompt_budget: the most schema tokens (estimated) a generator prompt may carry; a
             larger schema is linked by retrieval first and the linked schema is trimmed to fit.
         column_top_k: columns retrieved from the column index per keyword.
+        column_min_score: least cosine similarity of a retrieved column that links it; weaker
+            hits only choose which tables a schema over the budget is drafted over.
         value_min_score: least score (0..1) of a value-index hit that links its column.
+        link_similar: also link the similar columns (embedding cosine >= 0.8) of every linked
+            column; duplicate columns (same values, verified) are always linked.
     """
 
     name: str
@@ -103,7 +107,9 @@ class Preset(BaseModel):
     keep_draft: bool = True
     prompt_budget: int = Field(3000, ge=200)
     column_top_k: int = Field(3, ge=0, le=50)
+    column_min_score: float = Field(0.9, ge=-1.0, le=1.0)
     value_min_score: float = Field(0.8, ge=0.0, le=1.0)
+    link_similar: bool = False
 
     def candidate_plan(self) -> list[CandidateSpec]:
         """Every candidate to generate, in order: generator, then format, then temperature.

@@ -109,6 +109,16 @@ def resolve_duplicates(candidates: Sequence[Candidate]) -> list[Candidate]:
     return resolved
 
 
+def voting_order(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Candidates in the order ties are broken: the planned ones first, the linking draft last.
+
+    The vote's ties go to the earliest candidate (the greedy one of the preset's plan); the
+    draft written during schema linking saw the whole schema rather than the linked one, so it
+    votes like any candidate but never wins a tie.
+    """
+    return sorted(candidates, key=lambda c: c.generator.startswith("draft/"))
+
+
 def with_votes(candidates: Sequence[Candidate], selection: Selection) -> list[Candidate]:
     """Copies of the candidates with ``votes`` set to the size of their result group (0 if none)."""
     sizes = {cid: len(group) for group in selection.groups for cid in group}

@@ -38,12 +38,16 @@ def register(subparsers) -> None:
         description="Answer benchmark questions with a preset or a baseline, score them with the "
         "official BIRD / Spider semantics and append one line per question to OUT/results.jsonl.",
     )
+    bench.add_argument("--task", choices=["answer", "linking"], default="answer",
+                       help="answer: the whole pipeline, scored by EX (default); linking: only the "
+                       "schema-linking stages, scored by column recall / precision against the gold SQL")
     bench.add_argument("--dataset", required=True, choices=["spider", "bird", "jsonl"])
     bench.add_argument("--data", required=True, help="dataset directory (spider, bird) or file (bird question file, jsonl)")
     bench.add_argument("--split", default="dev", help="Spider question file stem (default dev)")
     bench.add_argument("--out", required=True, help="run directory (RUN_DIR)")
     system = bench.add_mutually_exclusive_group()
-    system.add_argument("--preset", help="pipeline preset: fast, balanced, accurate (default from settings)")
+    system.add_argument("--preset", help="pipeline preset: fast, balanced, accurate (default from settings); "
+                        "with --task linking a comma-separated list, each measured in OUT/<preset>")
     system.add_argument("--preset-file", help="JSON or TOML file with a custom preset (Preset fields)")
     system.add_argument("--baseline", choices=BASELINES, help="single-call zero-shot baseline instead of the pipeline")
     bench.add_argument("--limit", type=int, help="first N selected questions")
@@ -110,6 +114,32 @@ def _build_system(args, settings, dataset):
     return PipelineSystem(Pipeline(settings, preset=preset), descriptions=dataset.descriptions)
 
 
+def _bench_linking(args, settings, dataset, examples) -> int:
+    """``bench --task linking``: run the linking stages per preset and print the summaries."""
+    from tqdm import tqdm
+
+    from quorumsql.api import Pipeline
+    from quorumsql.benchmarks.linking import format_summary, run_linking, summarize_linking
+
+    if args.baseline:
+        raise InputError("--task linking measures presets; a baseline has no linking stage")
+    presets = [_load_preset_file(args.preset_file)] if args.preset_file else (args.preset or settings.preset).split(",")
+    print(f"schema linking on {len(examples)} question(s) (seed {args.seed})", flush=True)
+    for preset in presets:
+        pipe = Pipeline(settings, preset=preset.strip() if isinstance(preset, str) else preset)
+        name = pipe.preset.name
+        for ex in examples:
+            if dataset.descriptions.get(ex.db_id):
+                pipe.set_descriptions(ex.db, dataset.descriptions[ex.db_id])
+        bar = tqdm(total=len(examples), desc=name, disable=args.no_progress, unit="q")
+        records = run_linking(examples, pipe, Path(args.out) / name, resume=args.resume,
+                              progress=lambda done, total: (bar.update(done - bar.n)))
+        bar.close()
+        ids = {e.id for e in examples}
+        print(format_summary(name, summarize_linking([r for r in records if r["id"] in ids])), flush=True)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Handler of ``quorumsql bench``; returns the exit code (see the module docstring)."""
     from quorumsql.benchmarks.datasets import load_dataset
@@ -131,6 +161,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if missing:
         print(f"warning: {len(missing)} database file(s) missing, their questions will be skipped: "
               + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
+    if args.task == "linking":
+        return _bench_linking(args, settings, dataset, examples)
     system = _build_system(args, settings, dataset)
     evaluator = Evaluator(
         args.ex or DEFAULT_EX[args.dataset],

@@ -2,13 +2,13 @@
 
 ::
 
-    context -> [linking stages] -> generate (Send, one per planned candidate) -> dedupe
-            -> refine (Send, one per distinct SQL) -> [post-refinement stages] -> select
-            -> [selection stages] -> answer
+    context -> [keywords -> retrieve -> link -> select_columns] -> generate (Send, one per
+            planned candidate) -> dedupe -> refine (Send, one per distinct SQL) -> [link_check]
+            -> select -> answer
 
 Core nodes live in :mod:`quorumsql.graph.nodes`; the runtime context
 (:class:`~quorumsql.graph.context.InferenceContext`) carries settings, preset, chat models and
-databases. Optional stages (schema linking, alignment, an LLM selector) plug in as
+databases. Optional stages (schema linking today; alignment and an LLM selector later) plug in as
 :class:`Stage` objects at one of three slots; a stage runs when its ``enabled(preset)`` says
 so and is skipped by the routing otherwise, so adding one is a new node plus its condition.
 ``inference`` is the compiled graph that ``answer()``, the benchmarks and LangGraph Studio
@@ -27,7 +27,7 @@ from langgraph.types import Send
 
 from quorumsql.agents.candidates import needs_refinement
 from quorumsql.config import Preset
-from quorumsql.graph import nodes
+from quorumsql.graph import linking, nodes
 from quorumsql.graph.context import InferenceContext, context_of
 from quorumsql.graph.state import GenerateTask, InferenceInput, InferenceOutput, InferenceState, RefineTask
 
@@ -54,8 +54,22 @@ class Stage:
     enabled: Callable[[Preset], bool]
 
 
+def _linking_on(preset: Preset) -> bool:
+    return preset.linking
+
+
+def _selector_on(preset: Preset) -> bool:
+    return preset.linking and preset.column_selector
+
+
 # Optional stages of the shipped graph, in running order within each slot.
-STAGES: tuple[Stage, ...] = ()
+STAGES: tuple[Stage, ...] = (
+    Stage("keywords", linking.keywords, "linking", _linking_on),
+    Stage("retrieve", linking.retrieve, "linking", _linking_on),
+    Stage("link", linking.link, "linking", _linking_on),
+    Stage("select_columns", linking.column_selection, "linking", _selector_on),
+    Stage("link_check", linking.link_check, "post_refine", _linking_on),
+)
 
 # Generator kind -> the node that writes that kind of candidate.
 GENERATOR_NODES: dict[str, Callable] = {"zero-shot": nodes.generate}
@@ -160,6 +174,27 @@ def build_inference_graph(stages: Sequence[Stage] = STAGES):
         g.add_conditional_edges(src or "select", route, [*post_select, "answer"])
     g.add_edge("answer", END)
     return g.compile(name="quorumsql-inference")
+
+
+def build_linking_graph(stages: Sequence[Stage] = STAGES):
+    """Compile a graph that runs only ``context`` and the linking stages the preset switches on.
+
+    For measuring schema linking on its own (``quorumsql bench --task linking``, which runs it
+    with ``linking`` set on the preset): the linking stages run in order, then the graph ends
+    with ``linked`` and ``schema_texts`` in its output.
+
+    Returns:
+        A compiled graph over :class:`InferenceState` with context :class:`InferenceContext`.
+    """
+    chain = [s for s in stages if s.slot == "linking"]
+    g = StateGraph(InferenceState, context_schema=InferenceContext, input_schema=InferenceInput)
+    g.add_node("context", nodes.context)
+    for stage in chain:
+        g.add_node(stage.name, stage.node)
+    g.add_edge(START, "context")
+    for src, route in _through("linking", chain, END, "route_to_end"):
+        g.add_conditional_edges(src or "context", route, [*[s.name for s in chain], END])
+    return g.compile(name="quorumsql-linking")
 
 
 def _join(state: InferenceState) -> dict:

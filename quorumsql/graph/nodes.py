@@ -16,6 +16,7 @@ from quorumsql.agents.candidates import (
     failure_summary,
     mark_duplicates,
     resolve_duplicates,
+    voting_order,
     with_refinement,
     with_votes,
 )
@@ -40,7 +41,10 @@ def context(state: InferenceState, runtime: Runtime[InferenceContext]) -> dict:
     changed = res.refresh(state["db"])
     schema = db.schema()
     formats = dict.fromkeys(spec.schema_format for spec in ctx.preset.candidate_plan())
-    texts = {fmt: res.schema_text(state["db"], fmt, question=state["question"]) for fmt in formats}
+    # with linking on, the link stage renders the linked schema instead
+    texts = {} if ctx.preset.linking else {
+        fmt: res.schema_text(state["db"], fmt, question=state["question"]) for fmt in formats
+    }
     warnings = db.privilege_warnings()
     event = TraceEvent(
         node="context",
@@ -139,7 +143,7 @@ def refine_candidate(task: RefineTask, runtime: Runtime[InferenceContext]) -> di
 
 def select(state: InferenceState) -> dict:
     """Majority vote over execution results; duplicates vote with their original's result."""
-    final = resolve_duplicates(state["candidates"])
+    final = voting_order(resolve_duplicates(state["candidates"]))
     choice = select_by_vote(final)
     event = TraceEvent(
         node="select",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
+from quorumsql.agents.linker import LinkedSchema
 from quorumsql.config import CandidateSpec
 from quorumsql.records import Candidate, TraceEvent
 
@@ -61,6 +62,11 @@ class InferenceState(InferenceInput, InferenceOutput, total=False):
         db_id: database name.
         dialect: sqlglot dialect of the database.
         schema_texts: rendered schema per format (``mschema``, ``ddl``, ``metadata_*``).
+        keywords: keywords of the question (linking).
+        retrieval: value and column retrieval hits (linking): ``{"values": [(table, column,
+            [values])], "columns": [(table, column, score)], "notes": [...]}``.
+        linked: the linked schema (:class:`~quorumsql.agents.linker.LinkedSchema`), None
+            without linking.
         selected: id of the selected candidate.
         decisive: the vote's winning group is strictly larger than the runner-up.
     """
@@ -68,6 +74,9 @@ class InferenceState(InferenceInput, InferenceOutput, total=False):
     db_id: str
     dialect: str
     schema_texts: dict[str, str]
+    keywords: list[str]
+    retrieval: dict[str, Any]
+    linked: LinkedSchema | None
     candidates: Annotated[list[Candidate], merge_candidates]
     trace: Annotated[list[TraceEvent], operator.add]
     selected: str | None
