@@ -307,3 +307,34 @@ def test_one_description_text_for_every_caller():
         texts[(funding.table, funding.column)]
     # rows that only repeat the column name give no text at all
     assert ("frpm", "CDSCode") not in texts and ("frpm", "cdscode") in rows
+
+
+def test_an_unchanged_database_is_reused_by_its_change_stamp_without_introspection(tmp_path, monkeypatch):
+    import shutil
+    import sqlite3
+
+    from quorumsql.config import Settings
+    from quorumsql.db import open_database
+    from quorumsql.db.sqlite import SQLiteDatabase
+    from quorumsql.metadata import load_or_build
+    from tests.conftest import spider_db
+
+    path = tmp_path / "pets_1.sqlite"
+    shutil.copy(spider_db("pets_1"), path)
+    settings = Settings.load(cache_dir=tmp_path / "cache")
+    first = load_or_build(open_database(path), settings)
+    assert first.built
+    expected = open_database(path).schema()
+
+    calls = []
+    real = SQLiteDatabase._introspect
+    monkeypatch.setattr(SQLiteDatabase, "_introspect", lambda self: calls.append(1) or real(self))
+    db = open_database(path)
+    again = load_or_build(db, settings)
+    assert not again.built and calls == []  # neither the fingerprint nor a profile read the schema
+    assert db.schema() == expected and calls == []  # the store's schema was adopted
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO Pets VALUES (9999, 'cat', 3, 1.5)")
+    changed = load_or_build(open_database(path), settings)
+    assert changed.built and calls  # a new stamp: fingerprinted and rebuilt

@@ -200,6 +200,32 @@ def _latest_pointer(root: Path, db: Database) -> Path:
     return root / "latest" / (hashlib.sha256(db.uri.encode()).hexdigest()[:24] + ".json")
 
 
+def _stamp(db: Database) -> str | None:
+    try:
+        return db.change_stamp()
+    except Exception:  # noqa: BLE001 - no stamp: fall back to the fingerprint
+        return None
+
+
+def _read_pointer(pointer: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(pointer.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_pointer(pointer: Path, data: dict[str, Any]) -> None:
+    """Replace the latest-build pointer atomically (a torn pointer is never read)."""
+    try:
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pointer.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, pointer)
+    except OSError:
+        pass  # the pointer only saves work next time
+
+
 def _open(path: Path, embedder=None) -> DatabaseMetadata | None:
     meta = path / "metadata.json"
     if not meta.is_file():
@@ -256,20 +282,27 @@ def load_or_build(
     opt_dict = {**opts.as_dict(), "sim": similarity_threshold}
     embedder = embedder if embedder is not None else default_embedder()
     root = Path(settings.cache_dir).expanduser() / "index"
+    pointer = _latest_pointer(root, db)
+    extras = _hash({"v": FORMAT_VERSION, "desc": _descriptions_digest(descriptions_dir), "opt": opt_dict})
+    stamp = _stamp(db)
+    last = _read_pointer(pointer)
+    if not force and stamp is not None and last.get("stamp") == stamp and last.get("extras") == extras:
+        # unchanged since the last build (same change stamp, descriptions and options): reuse it
+        # without computing the fingerprint, and hand its schema to the connector
+        found = _open(root / str(last.get("key")), embedder)
+        if found is not None:
+            db.adopt_schema(found.record.schema_, stamp)
+            return found
     key = store_key(db, descriptions_dir=descriptions_dir, options=opt_dict)
     target = root / key
     if not force:
         found = _open(target, embedder)
         if found is not None:
+            _write_pointer(pointer, {"key": key, "uri": db.uri, "stamp": stamp, "extras": extras})
             return found
     previous = None
-    pointer = _latest_pointer(root, db)
-    if pointer.is_file():
-        try:
-            prev_key = json.loads(pointer.read_text(encoding="utf-8"))["key"]
-            previous = _open(root / prev_key, embedder)
-        except (ValueError, KeyError, OSError):
-            previous = None
+    if last.get("key"):
+        previous = _open(root / str(last["key"]), embedder)
     builder = _Builder(db, opts, descriptions_dir=descriptions_dir, similarity_threshold=similarity_threshold,
                        progress=progress, embedder=embedder, previous=previous)
     try:
@@ -285,8 +318,7 @@ def load_or_build(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    pointer.write_text(json.dumps({"key": key, "uri": db.uri}), encoding="utf-8")
+    _write_pointer(pointer, {"key": key, "uri": db.uri, "stamp": stamp, "extras": extras})
     meta = DatabaseMetadata(record, target, built=True, queries=queries, embedder=builder.embedder)
     return meta
 
