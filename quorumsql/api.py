@@ -13,7 +13,7 @@ from quorumsql.config import Preset, Settings, get_preset
 from quorumsql.db import Database
 from quorumsql.errors import InputError, ModelError
 from quorumsql.llm import ChatModels, UsageReport
-from quorumsql.records import Answer
+from quorumsql.records import Answer, Confidence
 from quorumsql.resources import Resources, db_key
 
 
@@ -142,6 +142,7 @@ class Pipeline:
             rows=out.get("rows", []),
             truncated=out.get("truncated", False),
             warnings=out.get("warnings", []),
+            confidence=out.get("confidence") or Confidence(candidates=len(candidates)),
             candidates=candidates,
             trace=trace,
             usage=UsageReport.from_events([(e.node, e.usage) for e in trace]),

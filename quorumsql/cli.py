@@ -67,9 +67,10 @@ def print_answer(ans, *, max_rows: int = 50) -> None:
     more = f" (showing {max_rows})" if len(ans.rows) > max_rows else ""
     if ans.truncated:
         more += " [yellow]truncated: the query returned more than the row or size cap allows[/yellow]"
-    votes = next((c.votes for c in ans.candidates if c.sql == ans.sql), 0)
+    conf = ans.confidence
     console.print(
-        f"[dim]{len(ans.rows)} row(s){more} · {votes}/{len(ans.candidates)} candidates agree · "
+        f"[dim]{len(ans.rows)} row(s){more} · {conf.votes}/{conf.candidates} candidates agree "
+        f"(confidence {100 * conf.share:.0f}%{'' if conf.decisive else ', a tie'}) · "
         f"{ans.usage.summary()} · {ans.seconds:.1f} s total[/dim]"
     )
 

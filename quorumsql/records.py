@@ -98,6 +98,27 @@ class TraceEvent(BaseModel):
     usage: Usage = Field(default_factory=Usage)
 
 
+class Confidence(BaseModel):
+    """How much the candidates agree on the answer (self-consistency as a confidence signal).
+
+    On a 60-question Spider sample, questions where all three ``balanced`` candidates agreed
+    were 88% correct, against 67-71% when they split (README).
+
+    Attributes:
+        share: votes of the winning result group over all candidates that voted (0..1).
+        votes: size of the winning group.
+        candidates: candidates that voted (duplicates included).
+        decisive: the winning group is strictly larger than the runner-up.
+        decided_by: ``vote`` (majority, ties to the earliest candidate) or ``none`` (nothing ran).
+    """
+
+    share: float = 0.0
+    votes: int = 0
+    candidates: int = 0
+    decisive: bool = False
+    decided_by: str = "none"
+
+
 class Answer(BaseModel):
     """The result of :func:`quorumsql.answer`.
 
@@ -110,6 +131,7 @@ class Answer(BaseModel):
             cap of the connector cut it).
         warnings: things the user should know about the run, e.g. that the database account
             can write or read server files.
+        confidence: agreement behind the selected answer (:class:`Confidence`).
         candidates: every candidate with its generator, status and result summary.
         trace: per-node events.
         usage: tokens, calls and model seconds, total and per node.
@@ -128,6 +150,7 @@ class Answer(BaseModel):
     rows: list[tuple[Any, ...]] = Field(default_factory=list)
     truncated: bool = False
     warnings: list[str] = Field(default_factory=list)
+    confidence: Confidence = Field(default_factory=Confidence)
     candidates: list[Candidate] = Field(default_factory=list)
     trace: list[TraceEvent] = Field(default_factory=list)
     usage: UsageReport = Field(default_factory=UsageReport)

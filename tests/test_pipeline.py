@@ -37,6 +37,8 @@ def test_majority_vote_over_execution_results(concert_singer):
     assert sorted(c.votes for c in ans.candidates) == [1, 2, 2]
     winner = next(c for c in ans.candidates if c.sql == ans.sql)
     assert winner.votes == 2
+    assert ans.confidence.votes == 2 and ans.confidence.candidates == 3 and ans.confidence.decisive
+    assert abs(ans.confidence.share - 2 / 3) < 1e-9 and ans.confidence.decided_by == "vote"
 
 
 def test_duplicates_are_executed_once_but_vote(concert_singer):
@@ -71,6 +73,7 @@ def test_garbage_from_the_model_gives_a_clear_error(concert_singer):
     llm = FakeListChatModel(responses=["I like turtles."])
     ans = answer(Q, concert_singer, llm=llm, preset="fast")
     assert ans.sql is None and ans.error.startswith("no candidate SQL executed")
+    assert ans.confidence.share == 0.0 and ans.confidence.decided_by == "none"
     # the refiner asked again each round (fast: 2 rounds) and then gave up
     assert [a.state for a in ans.candidates[0].attempts] == ["no_sql"] * 3
 

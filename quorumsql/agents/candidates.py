@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from quorumsql.agents.refiner import Refinement
 from quorumsql.agents.selector import Selection
 from quorumsql.agents.sql_text import normalize_sql
-from quorumsql.records import Candidate
+from quorumsql.records import Candidate, Confidence
 
 PREVIEW_ROWS = 5
 
@@ -133,3 +133,18 @@ def failure_summary(candidates: Sequence[Candidate]) -> str:
     """
     errors = [c.error for c in candidates if c.error]
     return "no candidate SQL executed" + (f"; last error: {errors[-1]}" if errors else "")
+
+
+def confidence_of(candidates: Sequence[Candidate], selection: Selection) -> Confidence:
+    """The agreement behind a selection: winning group size over the candidates that voted.
+
+    Every candidate counts in the denominator, failed ones included (a candidate that did not
+    run is a vote against every result).
+    """
+    if selection.winner is None or not selection.groups:
+        return Confidence(candidates=len(candidates))
+    votes = len(selection.groups[0])
+    return Confidence(
+        share=votes / len(candidates) if candidates else 0.0, votes=votes, candidates=len(candidates),
+        decisive=selection.decisive, decided_by="vote",
+    )

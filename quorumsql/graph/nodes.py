@@ -13,6 +13,7 @@ import time
 from langgraph.runtime import Runtime
 
 from quorumsql.agents.candidates import (
+    confidence_of,
     failure_summary,
     mark_duplicates,
     resolve_duplicates,
@@ -154,6 +155,7 @@ def select(state: InferenceState) -> dict:
         "candidates": with_votes(final, choice),
         "selected": choice.winner,
         "decisive": choice.decisive,
+        "confidence": confidence_of(final, choice),
         "trace": [event],
     }
 

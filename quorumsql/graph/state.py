@@ -7,7 +7,7 @@ from typing import Annotated, Any, TypedDict
 
 from quorumsql.agents.linker import LinkedSchema
 from quorumsql.config import CandidateSpec
-from quorumsql.records import Candidate, TraceEvent
+from quorumsql.records import Candidate, Confidence, TraceEvent
 
 
 def merge_candidates(left: list[Candidate] | None, right: list[Candidate] | None) -> list[Candidate]:
@@ -50,6 +50,7 @@ class InferenceOutput(TypedDict, total=False):
     rows: list[tuple[Any, ...]]
     truncated: bool
     warnings: list[str]
+    confidence: Confidence
     error: str | None
     candidates: list[Candidate]
     trace: list[TraceEvent]
