@@ -70,7 +70,8 @@ def print_answer(ans, *, max_rows: int = 50) -> None:
     conf = ans.confidence
     console.print(
         f"[dim]{len(ans.rows)} row(s){more} · {conf.votes}/{conf.candidates} candidates agree "
-        f"(confidence {100 * conf.share:.0f}%{'' if conf.decisive else ', a tie'}) · "
+        f"(confidence {100 * conf.share:.0f}%"
+        f"{', chosen by the LLM selector' if conf.decided_by == 'selector' else '' if conf.decisive else ', a tie'}) · "
         f"{ans.usage.summary()} · {ans.seconds:.1f} s total[/dim]"
     )
 

@@ -93,6 +93,17 @@ class Preset(BaseModel):
         value_min_score: least score (0..1) of a value-index hit that links its column.
         link_similar: also link the similar columns (embedding cosine >= 0.8) of every linked
             column; duplicate columns (same values, verified) are always linked.
+        align_rules: rule-based alignment after refinement (:mod:`quorumsql.agents.align`,
+            MCI-SQL section 3.4), each switchable: ``integer_division`` (cast integer / integer
+            ratios to a floating division on SQLite and PostgreSQL) and ``dialect_functions``
+            (a failing query's functions transpiled into the database's dialect with sqlglot).
+            A rewrite is kept only when it executes. Empty (default): no align stage.
+        llm_selector: when the ``selector`` model role settles the vote
+            (:mod:`quorumsql.agents.llm_selector`, XiYan-SQL section 6): ``never`` (default),
+            ``on_tie`` (the vote's top result groups are tied or its margin is under
+            ``selector_margin``) or ``always`` (whenever two or more result groups remain).
+        selector_margin: with ``on_tie``, also ask when the winning group's share minus the
+            runner-up's share (0..1) is under this; 0 asks on ties only.
     """
 
     name: str
@@ -110,6 +121,9 @@ class Preset(BaseModel):
     column_min_score: float = Field(0.9, ge=-1.0, le=1.0)
     value_min_score: float = Field(0.8, ge=0.0, le=1.0)
     link_similar: bool = False
+    align_rules: list[Literal["integer_division", "dialect_functions"]] = Field(default_factory=list)
+    llm_selector: Literal["never", "on_tie", "always"] = "never"
+    selector_margin: float = Field(0.0, ge=0.0, le=1.0)
 
     def candidate_plan(self) -> list[CandidateSpec]:
         """Every candidate to generate, in order: generator, then format, then temperature.
@@ -204,8 +218,10 @@ class Settings(BaseSettings):
         max_value_bytes: largest single value a SQLite query may build (``SQLITE_LIMIT_LENGTH``);
             a larger one fails the query at once.
         preset: default preset name.
-        roles: per-role endpoints: ``generator`` (candidates and their refinement) and
-            ``judge`` (the benchmark's LLM judge). A role left unset uses the global endpoint.
+        roles: per-role endpoints: ``generator`` (keywords, drafts, candidates and their
+            refinement, the column selector), ``selector`` (the LLM selector, when a preset
+            switches it on) and ``judge`` (the benchmark's LLM judge). A role left unset uses
+            the global endpoint.
     """
 
     model_config = SettingsConfigDict(

@@ -109,7 +109,10 @@ class Confidence(BaseModel):
         votes: size of the winning group.
         candidates: candidates that voted (duplicates included).
         decisive: the winning group is strictly larger than the runner-up.
-        decided_by: ``vote`` (majority, ties to the earliest candidate) or ``none`` (nothing ran).
+        decided_by: ``vote`` (majority, ties to the earliest candidate), ``selector`` (the LLM
+            selector chose among the result groups of a close vote, whether or not it agreed
+            with the vote; ``share`` and ``votes`` are then the chosen group's) or ``none``
+            (nothing ran).
     """
 
     share: float = 0.0

@@ -3,12 +3,12 @@
 ::
 
     context -> [keywords -> retrieve -> link -> select_columns] -> generate (Send, one per
-            planned candidate) -> dedupe -> refine (Send, one per distinct SQL) -> [link_check]
-            -> select -> answer
+            planned candidate) -> dedupe -> refine (Send, one per distinct SQL)
+            -> [link_check -> align] -> select -> [llm_select] -> answer
 
 Core nodes live in :mod:`quorumsql.graph.nodes`; the runtime context
 (:class:`~quorumsql.graph.context.InferenceContext`) carries settings, preset, chat models and
-databases. Optional stages (schema linking today; alignment and an LLM selector later) plug in as
+databases. Optional stages (schema linking, rule-based alignment, the LLM selector) plug in as
 :class:`Stage` objects at one of three slots; a stage runs when its ``enabled(preset)`` says
 so and is skipped by the routing otherwise, so adding one is a new node plus its condition.
 ``inference`` is the compiled graph that ``answer()``, the benchmarks and LangGraph Studio
@@ -27,7 +27,7 @@ from langgraph.types import Send
 
 from quorumsql.agents.candidates import needs_refinement
 from quorumsql.config import Preset
-from quorumsql.graph import linking, nodes
+from quorumsql.graph import align, linking, nodes, selection
 from quorumsql.graph.context import InferenceContext, context_of
 from quorumsql.graph.state import GenerateTask, InferenceInput, InferenceOutput, InferenceState, RefineTask
 
@@ -62,6 +62,14 @@ def _selector_on(preset: Preset) -> bool:
     return preset.linking and preset.column_selector
 
 
+def _align_on(preset: Preset) -> bool:
+    return bool(preset.align_rules)
+
+
+def _llm_selector_on(preset: Preset) -> bool:
+    return preset.llm_selector != "never"
+
+
 # Optional stages of the shipped graph, in running order within each slot.
 STAGES: tuple[Stage, ...] = (
     Stage("keywords", linking.keywords, "linking", _linking_on),
@@ -69,6 +77,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("link", linking.link, "linking", _linking_on),
     Stage("select_columns", linking.column_selection, "linking", _selector_on),
     Stage("link_check", linking.link_check, "post_refine", _linking_on),
+    Stage("align", align.align, "post_refine", _align_on),
+    Stage("llm_select", selection.llm_select, "post_select", _llm_selector_on),
 )
 
 # Generator kind -> the node that writes that kind of candidate.

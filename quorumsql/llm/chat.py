@@ -129,8 +129,8 @@ def invoke(llm: BaseChatModel, messages: Sequence[BaseMessage], **kwargs: Any) -
 class ChatModels:
     """The chat model of each role, created on first use and then kept.
 
-    Roles: ``generator`` (writes candidates and revises them) and ``judge`` (the benchmark's
-    LLM judge). Each is resolved by :func:`get_chat_model` from the settings, so a role without an
+    Roles: ``generator`` (writes keywords, drafts and candidates and revises them),
+    ``selector`` (the LLM selector) and ``judge`` (the benchmark's LLM judge). Each is resolved by :func:`get_chat_model` from the settings, so a role without an
     endpoint of its own shares the global one; creating the first model may start the embedded
     server, which is why nothing is created before a model is actually needed.
 
