@@ -80,7 +80,10 @@ class Preset(BaseModel):
         refine_states: execution states that trigger a revision.
         max_tokens: completion budget per model call (tokens).
         linking: run the schema-linking stages (keywords, retrieval, SQL-driven linking) so
-            the generators see the linked schema instead of the whole one.
+            the generators see the linked schema instead of the whole one: ``True``, ``False``,
+            or ``"auto"`` (the shipped presets): only when the whole M-Schema is over
+            ``prompt_budget`` tokens. On Spider (schemas of a few hundred tokens) linking cost
+            EX with the embedded 1.5B model, so ``auto`` keeps whole schemas that fit (README).
         column_selector: after linking, let the model drop linked columns it does not need
             (XiYan-SQL's column selector).
         keep_draft: keep the linking stage's draft SQL as one more candidate (its model call
@@ -113,7 +116,7 @@ class Preset(BaseModel):
     refine_rounds: int = Field(3, ge=0, le=10)
     refine_states: list[ExecutionState] = ["error", "refused", "no_sql", "timeout"]
     max_tokens: int = Field(384, ge=16)
-    linking: bool = False
+    linking: bool | Literal["auto"] = False
     column_selector: bool = False
     keep_draft: bool = True
     prompt_budget: int = Field(3000, ge=200)
@@ -142,14 +145,16 @@ class Preset(BaseModel):
 
 
 PRESETS: dict[str, Preset] = {
-    "fast": Preset(name="fast", temperatures=[0.0], refine_rounds=2),
-    "balanced": Preset(name="balanced", temperatures=[0.0, 0.7, 0.7], refine_rounds=3),
+    "fast": Preset(name="fast", temperatures=[0.0], refine_rounds=2, linking="auto"),
+    "balanced": Preset(name="balanced", temperatures=[0.0, 0.7, 0.7], refine_rounds=3, linking="auto"),
     "accurate": Preset(
         name="accurate",
         temperatures=[0.0, 0.7, 0.7],
         schema_formats=["mschema", "ddl"],
         refine_rounds=3,
         refine_states=["error", "refused", "no_sql", "timeout", "empty", "none"],
+        linking="auto",
+        column_selector=True,
     ),
 }
 

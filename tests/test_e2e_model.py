@@ -76,3 +76,28 @@ def test_demo_command_answers_correctly(tmp_path, embedded_env):
     # and the demo database is the one the project creates
     assert open_database(create_demo_database(tmp_path / "again.sqlite")).execute(
         "SELECT count(*) FROM repair_job").rows == [(10,)]
+
+
+def test_schema_linking_with_the_real_model(spider_data, embedded_server, tmp_path):
+    """Keywords, retrieval and the draft run on the real model; the linked schema holds the gold columns."""
+    from quorumsql.agents.linker import referenced_columns
+    from quorumsql.config import Preset
+
+    dev = json.loads((spider_data / "dev.json").read_text())
+    preset = Preset(name="fast-linked", temperatures=[0.0], refine_rounds=2, linking=True)
+    pipe = Pipeline(Settings.load(llm_base_url="", cache_dir=tmp_path), preset=preset)
+    scorer = Evaluator("spider")
+    solved = 0
+    for i in (2, 89, 261):
+        q = dev[i]
+        path = spider_db(q["db_id"])
+        ans = pipe.answer(q["question"], path)
+        nodes = [e.node for e in ans.trace]
+        assert nodes[:4] == ["context", "keywords", "retrieve", "link"], nodes
+        link = next(e for e in ans.trace if e.node == "link")
+        schema = open_database(path).schema()
+        gold = referenced_columns(q["query"], schema)
+        linked = {t.lower() for t in link.data["selection"]}
+        assert {t.lower() for t in gold.tables} <= linked, (q["query"], link.data["selection"])
+        solved += scorer.evaluate(open_database(path), ans.sql, q["query"]).metrics["ex"] == 1
+    assert solved >= 2

@@ -41,7 +41,7 @@ def noop(state, runtime):
     ("post_select", "select", None),
 ])
 def test_an_extra_stage_is_a_node_plus_a_preset_switch(concert_singer, slot, after, before):
-    graph = build_inference_graph([Stage("noop", noop, slot, enabled=lambda p: getattr(p, "noop_stage", False))])
+    graph = build_inference_graph([Stage("noop", noop, slot, enabled=lambda p, state: getattr(p, "noop_stage", False))])
     for flag in (True, False):
         preset = FlagPreset(name="flagged", temperatures=[0.0], refine_rounds=0, noop_stage=flag)
         settings = Settings.load()

@@ -192,3 +192,25 @@ def test_the_refiner_uses_a_copied_database_unchanged(settings, tmp_path):
     run(settings, ['["singers"]', sql("SELECT count(*) FROM singer"), sql("SELECT count(*) FROM singer")],
         "How many singers?", db)
     assert db.read_bytes() == before
+
+
+def test_auto_links_only_a_schema_over_the_budget(settings, tmp_path):
+    small = Pipeline(settings, llm=FakeListChatModel(responses=[sql("SELECT count(*) FROM singer")]),
+                     preset=Preset(name="auto", temperatures=[0.0], linking="auto"))
+    ans = small.answer("How many singers do we have?", spider_db("concert_singer"))
+    assert [e.node for e in ans.trace][:2] == ["context", "generate"] and ans.rows == [(6,)]
+    assert ans.trace[0].data["linking"] is False
+    # the same database with a budget it does not fit in: the linking stages run
+    tight = Pipeline(settings, llm=FakeListChatModel(responses=['["singers"]', sql("SELECT count(*) FROM singer"),
+                                                                 sql("SELECT count(*) FROM singer")]),
+                     preset=Preset(name="auto", temperatures=[0.0], linking="auto", prompt_budget=200))
+    ans = tight.answer("How many singers do we have?", spider_db("concert_singer"))
+    assert [e.node for e in ans.trace][:4] == ["context", "keywords", "retrieve", "link"]
+    assert "over the prompt budget of 200: linking" in ans.trace[0].message and ans.rows == [(6,)]
+
+
+def test_shipped_presets_link_automatically():
+    from quorumsql.config import PRESETS
+
+    assert all(p.linking == "auto" for p in PRESETS.values())
+    assert PRESETS["accurate"].column_selector and not PRESETS["balanced"].column_selector

@@ -9,7 +9,7 @@
 Core nodes live in :mod:`quorumsql.graph.nodes`; the runtime context
 (:class:`~quorumsql.graph.context.InferenceContext`) carries settings, preset, chat models and
 databases. Optional stages (schema linking, rule-based alignment, the LLM selector) plug in as
-:class:`Stage` objects at one of three slots; a stage runs when its ``enabled(preset)`` says
+:class:`Stage` objects at one of three slots; a stage runs when its ``enabled(preset, state)`` says
 so and is skipped by the routing otherwise, so adding one is a new node plus its condition.
 ``inference`` is the compiled graph that ``answer()``, the benchmarks and LangGraph Studio
 (``langgraph.json``) all run.
@@ -45,28 +45,30 @@ class Stage:
         slot: where it runs: ``linking`` (after ``context``, before generation),
             ``post_refine`` (after every candidate is refined, before ``select``) or
             ``post_select`` (after the vote, before ``answer``).
-        enabled: ``preset -> bool``; the routing skips the stage when False.
+        enabled: ``(preset, state) -> bool``; the routing skips the stage when False. The
+            state is the graph's state when the routing runs (e.g. ``state["linking"]``, which
+            the ``context`` node sets from the preset and the schema's size).
     """
 
     name: str
     node: Callable
     slot: Slot
-    enabled: Callable[[Preset], bool]
+    enabled: Callable[[Preset, InferenceState], bool]
 
 
-def _linking_on(preset: Preset) -> bool:
-    return preset.linking
+def _linking_on(preset: Preset, state: InferenceState) -> bool:
+    return bool(state.get("linking"))
 
 
-def _selector_on(preset: Preset) -> bool:
-    return preset.linking and preset.column_selector
+def _selector_on(preset: Preset, state: InferenceState) -> bool:
+    return bool(state.get("linking")) and preset.column_selector
 
 
-def _align_on(preset: Preset) -> bool:
+def _align_on(preset: Preset, state: InferenceState) -> bool:
     return bool(preset.align_rules)
 
 
-def _llm_selector_on(preset: Preset) -> bool:
+def _llm_selector_on(preset: Preset, state: InferenceState) -> bool:
     return preset.llm_selector != "never"
 
 
@@ -129,7 +131,7 @@ def _through(slot: Slot, stages: Sequence[Stage], then: Callable | str, name: st
         def route(state: InferenceState, runtime: Runtime[InferenceContext]):
             preset = context_of(runtime).preset
             for stage in rest:
-                if stage.enabled(preset):
+                if stage.enabled(preset, state):
                     return stage.name
             return then(state, runtime) if callable(then) else then
 

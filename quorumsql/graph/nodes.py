@@ -28,11 +28,16 @@ from quorumsql.errors import ModelError
 from quorumsql.graph.context import InferenceContext, context_of
 from quorumsql.graph.state import GenerateTask, InferenceState, RefineTask
 from quorumsql.llm import Usage
+from quorumsql.llm.usage import estimate_tokens
 from quorumsql.records import Candidate, TraceEvent
 
 
 def context(state: InferenceState, runtime: Runtime[InferenceContext]) -> dict:
-    """Open the database, notice changes, render the schema in every format the plan uses."""
+    """Open the database, notice changes, decide whether to link, render the whole schema.
+
+    Linking runs when the preset says ``True``, or ``"auto"`` and the whole M-Schema is over
+    the prompt budget; otherwise the whole schema is rendered in every format the plan uses.
+    """
     start = time.monotonic()
     ctx = context_of(runtime)
     res = ctx.resources
@@ -42,23 +47,31 @@ def context(state: InferenceState, runtime: Runtime[InferenceContext]) -> dict:
     changed = res.refresh(state["db"])
     schema = db.schema()
     formats = dict.fromkeys(spec.schema_format for spec in ctx.preset.candidate_plan())
+    linking, why = ctx.preset.linking is True, ""
+    if ctx.preset.linking == "auto":
+        tokens = estimate_tokens(res.schema_text(state["db"], "mschema"))
+        linking = tokens > ctx.preset.prompt_budget
+        why = (f"; the whole schema (~{tokens:,} tokens) is over the prompt budget of "
+               f"{ctx.preset.prompt_budget:,}: linking" if linking else "")
     # with linking on, the link stage renders the linked schema instead
-    texts = {} if ctx.preset.linking else {
+    texts = {} if linking else {
         fmt: res.schema_text(state["db"], fmt, question=state["question"]) for fmt in formats
     }
     warnings = db.privilege_warnings()
     event = TraceEvent(
         node="context",
         message=f"{schema.db_id}: {len(schema.tables)} tables, {schema.column_count} columns"
-        + ("; the database changed since it was last read" if changed else "")
+        + why + ("; the database changed since it was last read" if changed else "")
         + "".join(f"; warning: {w}" for w in warnings),
-        data={"formats": list(texts), "chars": {k: len(v) for k, v in texts.items()}, "warnings": warnings},
+        data={"formats": list(texts), "chars": {k: len(v) for k, v in texts.items()}, "warnings": warnings,
+              "linking": linking},
         seconds=time.monotonic() - start,
     )
     return {
         "db_id": schema.db_id,
         "dialect": db.dialect,
         "schema_texts": texts,
+        "linking": linking,
         "warnings": warnings,
         "trace": [event],
     }

@@ -63,6 +63,7 @@ class InferenceState(InferenceInput, InferenceOutput, total=False):
         db_id: database name.
         dialect: sqlglot dialect of the database.
         schema_texts: rendered schema per format (``mschema``, ``ddl``, ``metadata_*``).
+        linking: whether the linking stages run for this question (preset and schema size).
         keywords: keywords of the question (linking).
         retrieval: value and column retrieval hits (linking): ``{"values": [(table, column,
             [values])], "columns": [(table, column, score)], "notes": [...]}``.
@@ -75,6 +76,7 @@ class InferenceState(InferenceInput, InferenceOutput, total=False):
     db_id: str
     dialect: str
     schema_texts: dict[str, str]
+    linking: bool
     keywords: list[str]
     retrieval: dict[str, Any]
     linked: LinkedSchema | None
