@@ -18,6 +18,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
+from quorumsql.agents.generator import USER_PROMPT as GENERATOR_USER_PROMPT
 from quorumsql.llm import Usage, invoke
 
 SYSTEM_PROMPT = """You choose the database columns needed to answer a question.
@@ -42,14 +43,8 @@ Example schema:
 Example question: Which employees in the Lisbon office earn more than 50000?
 {"employee": ["name", "office_id", "salary"], "office": ["office_id", "city"]}"""
 
-USER_PROMPT = """【Schema】
-{schema}
-
-【Evidence】
-{evidence}
-
-【Question】
-{question}"""
+# Same layout as the generator's prompt (schema, evidence, question), so the schema prefix is shared.
+USER_PROMPT = GENERATOR_USER_PROMPT
 
 
 class ColumnSelection(BaseModel):
