@@ -43,7 +43,7 @@ Example schema:
 Example question: Which employees in the Lisbon office earn more than 50000?
 {"employee": ["name", "office_id", "salary"], "office": ["office_id", "city"]}"""
 
-# Same layout as the generator's prompt (schema, evidence, question), so the schema prefix is shared.
+# The same layout as the generator's prompt: schema, evidence, question.
 USER_PROMPT = GENERATOR_USER_PROMPT
 
 
