@@ -39,7 +39,7 @@ from quorumsql.errors import ConfigError
 
 ExecutionState = Literal["ok", "none", "empty", "error", "refused", "no_sql", "timeout"]
 SchemaFormat = Literal["mschema", "metadata_partial", "metadata_complete", "ddl"]
-GeneratorKind = Literal["zero-shot"]
+GeneratorKind = Literal["zero-shot", "finetuned"]
 
 
 class CandidateSpec(BaseModel):
@@ -68,7 +68,9 @@ class Preset(BaseModel):
 
     Attributes:
         name: preset name.
-        generators: generator kinds (``zero-shot``: instructions, schema, evidence, question).
+        generators: generator kinds: ``zero-shot`` (instructions, schema, evidence, question)
+            and ``finetuned`` (the XiYanSQL-QwenCoder prompt layout, sent to the ``finetuned``
+            model role; off in the shipped presets, not yet measured).
         schema_formats: schema renderings the generators see: ``mschema`` (introspected
             M-Schema), ``metadata_partial`` / ``metadata_complete`` (MCI-SQL granularities from
             the per-database metadata store, examples matched to the question; built on first

@@ -166,3 +166,33 @@ def test_a_long_lived_pipeline_notices_a_changed_database(concert_singer, tmp_pa
     second = pipe.answer(Q, db)
     assert "# Table: encore" in second.candidates[0].conversation[1].content
     assert "changed since it was last read" in second.trace[0].message
+
+
+def test_a_second_generator_kind_is_a_node_and_a_preset_field(concert_singer):
+    from quorumsql.agents.finetuned_generator import build_messages, sql_of_completion
+
+    preset = Preset(name="two-kinds", generators=["zero-shot", "finetuned"], temperatures=[0.0], refine_rounds=0)
+    # the fine-tuned format ends with an opened sql block: the reply is its continuation
+    llm = FakeListChatModel(responses=[SQL, "SELECT count(*) FROM singer\n```"])
+    ans = Pipeline(llm=llm, preset=preset).answer(Q, concert_singer)
+    assert [(c.id, c.generator) for c in ans.candidates] == [("c0", "zero-shot/mschema"), ("c1", "finetuned/mschema")]
+    assert {e.node for e in ans.trace} >= {"generate", "generate_finetuned"}
+    assert all(c.sql == "SELECT count(*) FROM singer" for c in ans.candidates) and ans.confidence.votes == 2
+    prompt = next(c for c in ans.candidates if c.id == "c1").conversation[0].content
+    assert prompt.startswith("You are a SQLite expert.") and prompt.endswith("```sql")
+    assert prompt.count("【用户问题】\n" + Q) == 2 and "【数据库schema】\n【DB_ID】 concert_singer" in prompt
+    assert sql_of_completion("SELECT 1") == "SELECT 1" and sql_of_completion("```sql\nSELECT 2\n```") == "SELECT 2"
+    assert "PostgreSQL expert" in build_messages("q", "s", dialect="postgres")[0].content
+
+
+def test_the_finetuned_role_falls_back_to_the_generator_endpoint(monkeypatch):
+    from quorumsql.config import RoleSettings
+    from quorumsql.llm import chat
+
+    made = []
+    monkeypatch.setattr(chat, "get_chat_model", lambda settings, role="generator", **kw: made.append(role) or object())
+    models = chat.ChatModels(Settings.load(roles={"generator": RoleSettings(base_url="http://127.0.0.1:1/v1")}))
+    assert models.get("finetuned") is models.get("generator") and made == ["generator"]
+    own = chat.ChatModels(Settings.load(roles={"finetuned": RoleSettings(base_url="http://127.0.0.1:2/v1")}))
+    own.get("finetuned")
+    assert made[-1] == "finetuned"

@@ -84,7 +84,7 @@ STAGES: tuple[Stage, ...] = (
 )
 
 # Generator kind -> the node that writes that kind of candidate.
-GENERATOR_NODES: dict[str, Callable] = {"zero-shot": nodes.generate}
+GENERATOR_NODES: dict[str, Callable] = {"zero-shot": nodes.generate, "finetuned": nodes.generate_finetuned}
 
 
 def fan_out_generation(state: InferenceState, runtime: Runtime[InferenceContext]) -> list[Send]:

@@ -21,6 +21,7 @@ from quorumsql.agents.candidates import (
     with_refinement,
     with_votes,
 )
+from quorumsql.agents.finetuned_generator import generate_finetuned as finetuned_sql
 from quorumsql.agents.generator import generate_sql
 from quorumsql.agents.refiner import refine
 from quorumsql.agents.selector import select_by_vote
@@ -77,15 +78,30 @@ def context(state: InferenceState, runtime: Runtime[InferenceContext]) -> dict:
     }
 
 
-def generate(task: GenerateTask, runtime: Runtime[InferenceContext]) -> dict:
-    """Zero-shot generator: one candidate from instructions, schema, evidence and question."""
+def run_generator(task: GenerateTask, runtime: Runtime[InferenceContext], *, write, role: str = "generator",
+                  node: str = "generate", label: str | None = None) -> dict:
+    """One candidate from a generator agent: the shared body of every generator node.
+
+    Args:
+        task: the planned candidate and its prompt inputs.
+        runtime: the run's context (models, preset).
+        write: the agent, ``(llm, question, schema_text, *, evidence, dialect, temperature,
+            max_tokens, seed) -> Generation``.
+        role: the model role the agent's calls go to.
+        node: node name in the trace.
+        label: the candidate's origin label (default: the plan's ``kind/format``).
+
+    Returns:
+        A state update: the candidate and one trace event. A model error is recorded on the
+        candidate (status ``model_error``), never raised.
+    """
     start = time.monotonic()
     ctx = context_of(runtime)
     spec = task["spec"]
-    cand = Candidate(id=f"c{spec.index}", generator=spec.label, temperature=spec.temperature)
+    cand = Candidate(id=f"c{spec.index}", generator=label or spec.label, temperature=spec.temperature)
     try:
-        gen = generate_sql(
-            ctx.models.get("generator"),
+        gen = write(
+            ctx.models.get(role),
             task["question"],
             task["schema_text"],
             evidence=task.get("evidence"),
@@ -103,7 +119,7 @@ def generate(task: GenerateTask, runtime: Runtime[InferenceContext]) -> dict:
         if gen.sql is None:
             cand.status = "no_sql"
     event = TraceEvent(
-        node="generate",
+        node=node,
         message=f"{cand.id} ({cand.generator}, T={cand.temperature:g}): "
         + (cand.sql or cand.error or "no SQL in the reply"),
         data={"candidate": cand.id, "sql": cand.sql, "status": cand.status},
@@ -111,6 +127,16 @@ def generate(task: GenerateTask, runtime: Runtime[InferenceContext]) -> dict:
         usage=usage,
     )
     return {"candidates": [cand], "trace": [event]}
+
+
+def generate(task: GenerateTask, runtime: Runtime[InferenceContext]) -> dict:
+    """Zero-shot generator: one candidate from instructions, schema, evidence and question."""
+    return run_generator(task, runtime, write=generate_sql)
+
+
+def generate_finetuned(task: GenerateTask, runtime: Runtime[InferenceContext]) -> dict:
+    """Fine-tuned-format generator (XiYanSQL-QwenCoder prompt layout), on the ``finetuned`` role."""
+    return run_generator(task, runtime, write=finetuned_sql, role="finetuned", node="generate_finetuned")
 
 
 def dedupe(state: InferenceState) -> dict:

@@ -126,11 +126,16 @@ def invoke(llm: BaseChatModel, messages: Sequence[BaseMessage], **kwargs: Any) -
     return content, usage
 
 
+# A role without an endpoint of its own uses this role's model (else the global endpoint).
+ROLE_FALLBACK = {"finetuned": "generator"}
+
+
 class ChatModels:
     """The chat model of each role, created on first use and then kept.
 
     Roles: ``generator`` (writes keywords, drafts and candidates and revises them),
-    ``selector`` (the LLM selector) and ``judge`` (the benchmark's LLM judge). Each is resolved by :func:`get_chat_model` from the settings, so a role without an
+    ``finetuned`` (the fine-tuned-format generator; without an endpoint of its own it uses the
+    generator's), ``selector`` (the LLM selector) and ``judge`` (the benchmark's LLM judge). Each is resolved by :func:`get_chat_model` from the settings, so a role without an
     endpoint of its own shares the global one; creating the first model may start the embedded
     server, which is why nothing is created before a model is actually needed.
 
@@ -153,6 +158,8 @@ class ChatModels:
         """
         if self._override is not None:
             return self._override
+        if role not in self.settings.roles and role in ROLE_FALLBACK:
+            role = ROLE_FALLBACK[role]
         with self._lock:
             if role not in self._models:
                 self._models[role] = get_chat_model(self.settings, role=role)
