@@ -214,3 +214,21 @@ def test_shipped_presets_link_automatically():
 
     assert all(p.linking == "auto" for p in PRESETS.values())
     assert PRESETS["accurate"].column_selector and not PRESETS["balanced"].column_selector
+
+
+def test_names_the_draft_got_wrong_and_columns_keywords_name():
+    from quorumsql.agents.linker import columns_named, columns_named_by
+
+    pets = open_database(spider_db("pets_1")).schema()
+    refs = referenced_columns("SELECT PetType, avg(age) FROM pets GROUP BY pet_type", pets)
+    assert "Pets.age" in refs.unknown  # the draft wrote age for Pets.pet_age
+    assert ("Pets", "pet_age") in columns_named(refs.unknown, pets)
+    assert ("Student", "Age") not in columns_named(["Pets.age"], pets)  # the qualifying table had a match
+    cars = open_database(spider_db("car_1")).schema()
+    assert ("car_names", "Make") in columns_named(["car_names.Maker"], cars)
+    assert columns_named(["cars_data.MakeId"], cars) == [("car_names", "MakeId")]  # exact spelling elsewhere
+    assert columns_named_by(["weight", "youngest dog"], pets, ["Pets"]) == [("Pets", "weight")]
+    assert columns_named_by(["weight"], pets, ["Student"]) == []  # only tables already linked
+    linked = assemble_linked_schema(pets, draft=refs, keywords=["weight"])
+    assert linked.contains("Pets", "pet_age") and linked.contains("Pets", "weight")
+    assert linked.sources["Pets.weight"] == ["keyword"]

@@ -61,6 +61,16 @@ def test_bench_task_linking_runs_and_resumes(tmp_path, spider_data):
         assert "column recall 100.0%" in again.stdout and "8 questions" in again.stdout
         records = read_lines(out / "fast" / "linking.jsonl")
         assert len(records) == 8 and len({r["id"] for r in records}) == 8  # the first two were not redone
+        # the same policy, rescored from the records without the model: the same scores
+        asked = sum(server.asked.values())
+        rescored = subprocess.run(bench_cmd(out, "--task", "linking", "--limit", "8", "--preset", "fast", "--rescore"),
+                                  capture_output=True, text=True, env=env, timeout=600)
+        assert rescored.returncode == 0, rescored.stderr
+        assert sum(server.asked.values()) == asked  # no model call
+        again_records = read_lines(out / "fast" / "linking-rescored.jsonl")
+        assert [r.get("column_recall") for r in again_records] == [r.get("column_recall") for r in records]
+        assert [r["selection"] for r in again_records] == [r["selection"] for r in records]
+        assert all(r.get("rescored") for r in again_records if r["status"] == "done")
         refused = subprocess.run(bench_cmd(out, "--task", "linking", "--limit", "8", "--preset", "fast"),
                                  capture_output=True, text=True, env=env, timeout=600)
         assert refused.returncode == 2 and "--resume" in refused.stderr

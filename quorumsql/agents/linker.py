@@ -129,7 +129,10 @@ def referenced_columns(sql: str, schema: DatabaseSchema, dialect: str = "sqlite"
             if owner is not None:
                 add_column(owner.name, owner.column(name).name)
             elif not column.table or column.table.lower() in tables_here:
-                owner_name = tables_here[column.table.lower()].name if column.table else ""
+                if column.table:
+                    owner_name = tables_here[column.table.lower()].name
+                else:  # unqualified: its table when the scope reads only one
+                    owner_name = next(iter(tables_here.values())).name if len(tables_here) == 1 else ""
                 label = f"{owner_name}.{name}" if owner_name else name
                 if label not in refs.unknown and not _is_output_alias(scope, column):
                     refs.unknown.append(label)
@@ -238,13 +241,44 @@ def tables_named(phrases: Iterable[str], schema: DatabaseSchema) -> list[str]:
 
 
 def columns_named(names: Iterable[str], schema: DatabaseSchema) -> list[ColumnRef]:
-    """Columns, in any table, spelled like ``names`` (case, ``_`` and spaces ignored).
+    """Columns the draft meant by names the schema does not have.
 
-    For the draft's unknown columns: ``T1.MakeId`` written against the wrong table still
-    points at the table that has a ``MakeId``.
+    Two lexical rules, case, ``_`` and spaces ignored. For a name qualified with a real table
+    (``pets.age``), that table's columns whose name contains it or is contained in it
+    (``pet_age``; ``Maker`` -> ``Make``), for names of three characters or more. When the table
+    has none, the columns of any table spelled exactly like the name (``T1.MakeId`` written
+    against the wrong table points at the table that has a ``MakeId``).
     """
-    wanted = {normalize_column_name(n.rpartition(".")[2]) for n in names}
-    return [(t.name, c.name) for t in schema.tables for c in t.columns if normalize_column_name(c.name) in wanted]
+    out: list[ColumnRef] = []
+    for name in names:
+        qualifier, _, bare = name.rpartition(".")
+        key = normalize_column_name(bare)
+        if not key:
+            continue
+        table = schema.table(qualifier) if qualifier else None
+        own = []
+        if table is not None and len(key) >= 3:
+            own = [(table.name, c.name) for c in table.columns
+                   if len(other := normalize_column_name(c.name)) >= 3 and (key in other or other in key)]
+        out += own or [(t.name, c.name) for t in schema.tables for c in t.columns if normalize_column_name(c.name) == key]
+    return list(dict.fromkeys(out))
+
+
+def columns_named_by(phrases: Iterable[str], schema: DatabaseSchema, tables: Iterable[str]) -> list[ColumnRef]:
+    """Columns of ``tables`` that a keyword names: every word of the column name is in it.
+
+    ``"weight"`` names ``Pets.weight``, ``"release year"`` names ``release_year``; like
+    :func:`tables_named`, lexical and limited to tables already linked, to stay precise.
+    """
+    keyword_words = [set(_words(p)) for p in phrases]
+    out = []
+    for tname in tables:
+        table = schema.table(tname)
+        for c in table.columns if table else ():
+            words = set(_words(c.name))
+            if words and any(words <= kw for kw in keyword_words):
+                out.append((table.name, c.name))
+    return out
 
 
 class LinkedSchema(BaseModel):
@@ -290,6 +324,7 @@ def assemble_linked_schema(
     column_hits: Iterable[ColumnRef] = (),
     draft: SqlReferences | None = None,
     table_hits: Iterable[str] = (),
+    keywords: Iterable[str] = (),
     related: Mapping[ColumnRef, Iterable[tuple[str, ColumnRef]]] | None = None,
     notes: Iterable[str] = (),
 ) -> LinkedSchema:
@@ -303,6 +338,8 @@ def assemble_linked_schema(
             that spelling in other tables.
         table_hits: tables the question names (:func:`tables_named`); they join the schema
             with their keys (the renderers add primary keys and join columns).
+        keywords: keywords of the question; columns of the chosen tables they name
+            (:func:`columns_named_by`) are linked too.
         related: ``{(table, column): [(kind, (table, column))]}`` similar / duplicate columns
             (MCI-SQL's inter-column metadata); added for every chosen column.
         notes: notes gathered by earlier steps.
@@ -338,6 +375,8 @@ def assemble_linked_schema(
     draft_tables = [t for t in (draft.tables if draft else []) if t.lower() in tables]
     named = [tables[t.lower()].name for t in table_hits if t.lower() in tables]
     picked_tables = list(dict.fromkeys([t for t, _ in chosen] + draft_tables + named))
+    for ref in columns_named_by(keywords, schema, picked_tables):
+        choose(ref, "keyword")
     if not picked_tables:
         out_notes.append("linking found nothing in the schema: keeping every table")
         return LinkedSchema(
@@ -366,4 +405,45 @@ def assemble_linked_schema(
         sources={f"{t}.{c}": why for (t, c), why in chosen.items()},
         value_examples=values,
         notes=out_notes,
+    )
+
+
+def link_sources(
+    schema: DatabaseSchema,
+    *,
+    keywords: Sequence[str],
+    values: Iterable[tuple[str, str, Sequence]],
+    columns: Iterable[tuple[str, str, float]],
+    draft: SqlReferences | None,
+    related: Mapping[ColumnRef, Iterable[tuple[str, ColumnRef]]] | None = None,
+    column_min_score: float = 0.9,
+    notes: Iterable[str] = (),
+) -> LinkedSchema:
+    """The linking policy: which sources join the union, given what the stages found.
+
+    Args:
+        schema: the full schema.
+        keywords: the question's keywords (tables and columns they name are linked).
+        values: value-retrieval hits ``(table, column, [values])``.
+        columns: column-retrieval hits ``(table, column, cosine)``; those at or above
+            ``column_min_score`` are linked.
+        draft: references of the draft SQL (None when there is no usable draft).
+        related: duplicate (and, if wanted, similar) columns per column.
+        column_min_score: cut-off for column-retrieval hits.
+        notes: notes so far.
+
+    Returns:
+        :func:`assemble_linked_schema` over those sources. The stage's model outputs are inputs
+        here, so a recorded run can be scored again under a changed policy without the model
+        (``quorumsql bench --task linking --rescore``).
+    """
+    return assemble_linked_schema(
+        schema,
+        value_hits={(t, c): list(v) for t, c, v in values},
+        column_hits=[(t, c) for t, c, score in columns if score >= column_min_score],
+        draft=draft,
+        table_hits=tables_named(keywords, schema),
+        keywords=keywords,
+        related=related,
+        notes=notes,
     )

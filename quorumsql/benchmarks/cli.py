@@ -41,6 +41,10 @@ def register(subparsers) -> None:
     bench.add_argument("--task", choices=["answer", "linking"], default="answer",
                        help="answer: the whole pipeline, scored by EX (default); linking: only the "
                        "schema-linking stages, scored by column recall / precision against the gold SQL")
+    bench.add_argument("--rescore", action="store_true",
+                       help="with --task linking: no model calls; rebuild the linked schemas of the recorded run from "
+                       "its recorded keywords, retrieval hits and drafts with the current linking code, and score them "
+                       "(written to OUT/<preset>/linking-rescored.jsonl)")
     bench.add_argument("--dataset", required=True, choices=["spider", "bird", "jsonl"])
     bench.add_argument("--data", required=True, help="dataset directory (spider, bird) or file (bird question file, jsonl)")
     bench.add_argument("--split", default="dev", help="Spider question file stem (default dev)")
@@ -131,11 +135,23 @@ def _bench_linking(args, settings, dataset, examples) -> int:
         for ex in examples:
             if dataset.descriptions.get(ex.db_id):
                 pipe.set_descriptions(ex.db, dataset.descriptions[ex.db_id])
+        ids = {e.id for e in examples}
+        if args.rescore:
+            from quorumsql.benchmarks.linking import RESULTS, read_linking_results, rescore_linking
+
+            path = Path(args.out) / name / RESULTS
+            if not path.is_file():
+                raise InputError(f"nothing to rescore: {path} does not exist")
+            records = rescore_linking(read_linking_results(path), pipe, {e.id: e.db for e in examples})
+            out = path.with_name("linking-rescored.jsonl")
+            out.write_text("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records), encoding="utf-8")
+            print(format_summary(f"{name} (rescored with the current linking code)",
+                                 summarize_linking([r for r in records if r["id"] in ids])), flush=True)
+            continue
         bar = tqdm(total=len(examples), desc=name, disable=args.no_progress, unit="q")
         records = run_linking(examples, pipe, Path(args.out) / name, resume=args.resume,
                               progress=lambda done, total: (bar.update(done - bar.n)))
         bar.close()
-        ids = {e.id for e in examples}
         print(format_summary(name, summarize_linking([r for r in records if r["id"] in ids])), flush=True)
     return 0
 

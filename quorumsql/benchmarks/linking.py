@@ -108,7 +108,7 @@ def run_linking(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / RESULTS
-    records = _read(path) if path.exists() else []
+    records = read_linking_results(path) if path.exists() else []
     if records and not resume:
         raise InputError(f"{path} already holds results: pass --resume to continue, or choose another --out")
     done = {r["id"] for r in records}
@@ -130,7 +130,7 @@ def run_linking(
 
 
 def _link_one(graph, ctx, ex: Example) -> dict[str, Any]:
-    base = {"id": ex.id, "db_id": ex.db_id, "question": ex.question, "gold_sql": ex.gold_sql}
+    base = {"id": ex.id, "db_id": ex.db_id, "db": ex.db, "question": ex.question, "gold_sql": ex.gold_sql}
     start = time.monotonic()
     try:
         db = ctx.resources.database(ex.db)
@@ -166,12 +166,58 @@ def _link_one(graph, ctx, ex: Example) -> dict[str, Any]:
     }
 
 
+def rescore_linking(records: Sequence[dict[str, Any]], pipeline, dbs: dict[str, str]) -> list[dict[str, Any]]:
+    """Score recorded questions again under the current linking policy, without the model.
+
+    The keywords, retrieval hits and draft SQL a run recorded are the model's part of linking;
+    the union built from them (:func:`quorumsql.agents.linker.link_sources`) is rebuilt with
+    the current code and ``pipeline``'s preset, and scored as :func:`run_linking` scores it. For
+    tuning the policy on recorded runs (say which records were rescored when reporting).
+
+    Args:
+        records: :func:`run_linking` records.
+        pipeline: gives the preset (policy knobs) and the resources (databases, metadata).
+        dbs: ``{record id: database path or URL}`` (the benchmark's questions).
+
+    Returns:
+        Copies of the records with ``selection``, ``sources``, the scores and the linked prompt
+        tokens recomputed and ``rescored`` set; records not scored (no gold, errors, unknown
+        database) as they were.
+    """
+    from quorumsql.agents.linker import link_sources
+    from quorumsql.graph.linking import related_columns
+
+    preset = pipeline.preset
+    out = []
+    for rec in records:
+        if rec.get("status") != "done" or rec["id"] not in dbs:
+            out.append(rec)
+            continue
+        db = pipeline.resources.database(dbs[rec["id"]])
+        schema = db.schema()
+        draft = referenced_columns(rec["draft_sql"], schema, db.dialect) if rec.get("draft_sql") else None
+        retrieval = rec.get("retrieval") or {}
+        linked = link_sources(
+            schema, keywords=rec.get("keywords") or [], values=retrieval.get("values", []),
+            columns=retrieval.get("columns", []), draft=draft,
+            related=related_columns(pipeline.resources, db, similar=preset.link_similar),
+            column_min_score=preset.column_min_score,
+        )
+        scores = score_linking(schema, rec["gold_sql"], linked.selection, db.dialect) or {}
+        text = pipeline.resources.schema_text(db, "mschema", selection=linked.selection, value_examples=linked.examples)
+        ex = Example(id=rec["id"], db_id=rec["db_id"], db=db.uri, question=rec["question"], gold_sql=rec["gold_sql"])
+        out.append({**rec, **scores, "selection": linked.selection, "sources": linked.sources,
+                    "linked_columns": linked.column_count,
+                    "prompt_tokens_linked": _prompt_tokens(ex, text, db.dialect), "rescored": True})
+    return out
+
+
 def _prompt_tokens(ex: Example, schema_text: str, dialect: str) -> int:
     messages = build_messages(ex.question, schema_text, evidence=ex.evidence, dialect=dialect)
     return sum(estimate_tokens(m.content) for m in messages)
 
 
-def _read(path: Path) -> list[dict[str, Any]]:
+def read_linking_results(path: Path) -> list[dict[str, Any]]:
     """Records of a ``linking.jsonl``; a partial last line (killed run) is cut off."""
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):

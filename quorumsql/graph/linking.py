@@ -21,6 +21,7 @@ from quorumsql.agents.linker import (
     LinkedSchema,
     SqlReferences,
     assemble_linked_schema,
+    link_sources,
     referenced_columns,
     tables_named,
 )
@@ -32,7 +33,7 @@ from quorumsql.llm.usage import estimate_tokens
 from quorumsql.records import Candidate, TraceEvent
 
 # Order in which linked columns are dropped to fit the prompt budget (last dropped first).
-_KEEP_ORDER = ("draft", "value", "selector", "path", "column", "similar", "duplicate", "all")
+_KEEP_ORDER = ("draft", "value", "selector", "keyword", "path", "column", "similar", "duplicate", "all")
 
 
 def _phrases(state: InferenceState) -> list[str]:
@@ -104,8 +105,8 @@ def link(state: InferenceState, runtime: Runtime[InferenceContext]) -> dict:
     retrieval = state.get("retrieval") or {}
     value_hits = {(t, c): v for t, c, v in retrieval.get("values", [])}
     ranked_columns = [(t, c) for t, c, _ in retrieval.get("columns", [])]
-    column_hits = [(t, c) for t, c, score in retrieval.get("columns", []) if score >= preset.column_min_score]
-    named = tables_named(state.get("keywords") or [], schema)
+    keywords = state.get("keywords") or []
+    named = tables_named(keywords, schema)
     notes = list(retrieval.get("notes", []))
 
     # 1. the schema the draft is written over: whole, or the retrieved tables within budget
@@ -143,9 +144,10 @@ def link(state: InferenceState, runtime: Runtime[InferenceContext]) -> dict:
                      + ("; retrying" if attempt == 0 else ""))
 
     # 3. the union, closed under foreign-key paths, plus similar / duplicate columns
-    linked = assemble_linked_schema(
-        schema, value_hits=value_hits, column_hits=column_hits, draft=refs, table_hits=named,
-        related=_related(res, state["db"], similar=preset.link_similar), notes=notes,
+    linked = link_sources(
+        schema, keywords=keywords, values=retrieval.get("values", []), columns=retrieval.get("columns", []),
+        draft=refs, related=related_columns(res, state["db"], similar=preset.link_similar),
+        column_min_score=preset.column_min_score, notes=notes,
     )
     if draft_selection is not None and linked.sources and all(w == ["all"] for w in linked.sources.values()):
         linked = assemble_linked_schema(schema, column_hits=[(t, c.name) for t in draft_selection
@@ -242,7 +244,7 @@ def _key_column(schema, table: str, column: str, linked: LinkedSchema) -> bool:
     )
 
 
-def _related(res, db, *, similar: bool) -> dict:
+def related_columns(res, db, *, similar: bool) -> dict:
     """``{(table, column): [(kind, (table, column))]}``: duplicate pairs, and similar ones if asked."""
     try:
         record = res.metadata(db).record
