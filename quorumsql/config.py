@@ -39,7 +39,7 @@ from quorumsql.errors import ConfigError
 
 ExecutionState = Literal["ok", "none", "empty", "error", "refused", "no_sql", "timeout"]
 SchemaFormat = Literal["mschema", "metadata_partial", "metadata_complete", "ddl"]
-GeneratorKind = Literal["zero-shot", "finetuned"]
+GeneratorKind = Literal["zero-shot", "finetuned", "icl"]
 
 
 class CandidateSpec(BaseModel):
@@ -70,7 +70,9 @@ class Preset(BaseModel):
         name: preset name.
         generators: generator kinds: ``zero-shot`` (instructions, schema, evidence, question)
             and ``finetuned`` (the XiYanSQL-QwenCoder prompt layout, sent to the ``finetuned``
-            model role; off in the shipped presets, not yet measured).
+            model role; off in the shipped presets, not yet measured), ``icl`` (few-shot
+            examples from ``icl_pool`` chosen by question-skeleton similarity, XiYan-SQL
+            section 5.2; off in the shipped presets, not yet measured).
         schema_formats: schema renderings the generators see: ``mschema`` (introspected
             M-Schema), ``metadata_partial`` / ``metadata_complete`` (MCI-SQL granularities from
             the per-database metadata store, examples matched to the question; built on first
@@ -109,6 +111,18 @@ class Preset(BaseModel):
             ``selector_margin``) or ``always`` (whenever two or more result groups remain).
         selector_margin: with ``on_tie``, also ask when the winning group's share minus the
             runner-up's share (0..1) is under this; 0 asks on ties only.
+        icl_pool: JSONL example pool of the ``icl`` generator (:mod:`quorumsql.agents.icl_pool`:
+            question, SQL under ``query``/``SQL``/``sql``, ``db_id``, optional evidence). Unset,
+            missing, empty or without a similar enough example: the ``icl`` candidate is
+            written with the zero-shot prompt, labelled ``zero-shot/...``, and its trace says why.
+        icl_examples: examples shown per ``icl`` candidate at most (1-5; XiYan-SQL caps at 5).
+        icl_min_similarity: least cosine similarity (-1..1) of an example's question skeleton
+            to the question's; a guard against unrelated examples. On the Spider dev pool
+            (``benchmarks/bench_icl_pool.py``) the best example's similarity runs 0.2-0.7 and
+            0.3 leaves 23 of the 485 questions without examples.
+        icl_database_root: folder of the pool's databases in Spider's layout
+            (``<root>/<db_id>/<db_id>.sqlite``); each example is then shown with the tables
+            and columns its SQL uses, else with the names of its tables only.
     """
 
     name: str
@@ -129,6 +143,10 @@ class Preset(BaseModel):
     align_rules: list[Literal["integer_division", "dialect_functions"]] = Field(default_factory=list)
     llm_selector: Literal["never", "on_tie", "always"] = "never"
     selector_margin: float = Field(0.0, ge=0.0, le=1.0)
+    icl_pool: str | None = None
+    icl_examples: int = Field(3, ge=1, le=5)
+    icl_min_similarity: float = Field(0.3, ge=-1.0, le=1.0)
+    icl_database_root: str | None = None
 
     def candidate_plan(self) -> list[CandidateSpec]:
         """Every candidate to generate, in order: generator, then format, then temperature.

@@ -27,7 +27,7 @@ from langgraph.types import Send
 
 from quorumsql.agents.candidates import needs_refinement
 from quorumsql.config import Preset
-from quorumsql.graph import align, linking, nodes, selection
+from quorumsql.graph import align, icl, linking, nodes, selection
 from quorumsql.graph.context import InferenceContext, context_of
 from quorumsql.graph.state import GenerateTask, InferenceInput, InferenceOutput, InferenceState, RefineTask
 
@@ -84,7 +84,8 @@ STAGES: tuple[Stage, ...] = (
 )
 
 # Generator kind -> the node that writes that kind of candidate.
-GENERATOR_NODES: dict[str, Callable] = {"zero-shot": nodes.generate, "finetuned": nodes.generate_finetuned}
+GENERATOR_NODES: dict[str, Callable] = {"zero-shot": nodes.generate, "finetuned": nodes.generate_finetuned,
+                                     "icl": icl.generate_icl}
 
 
 def fan_out_generation(state: InferenceState, runtime: Runtime[InferenceContext]) -> list[Send]:
@@ -99,6 +100,9 @@ def fan_out_generation(state: InferenceState, runtime: Runtime[InferenceContext]
                 dialect=state["dialect"],
                 schema_text=state["schema_texts"][spec.schema_format],
                 spec=spec,
+                db=state["db"],
+                db_id=state.get("db_id", ""),
+                linked=state.get("linked"),
             ),
         )
         for spec in plan

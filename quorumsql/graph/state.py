@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 from quorumsql.agents.linker import LinkedSchema
 from quorumsql.config import CandidateSpec
@@ -94,6 +94,9 @@ class GenerateTask(TypedDict):
         schema_text: the schema rendering this candidate's generator sees.
         spec: the planned candidate (:class:`~quorumsql.config.CandidateSpec`): generator kind,
             schema format, temperature, index (the candidate id and sampling seed).
+        db, db_id: the database (path or URL) and its name (the ICL generator masks the
+            question with its value index and never shows its own examples).
+        linked: the linked schema, when linking ran (the ICL generator counts its tables).
     """
 
     question: str
@@ -101,6 +104,9 @@ class GenerateTask(TypedDict):
     dialect: str
     schema_text: str
     spec: CandidateSpec
+    db: NotRequired[str]
+    db_id: NotRequired[str]
+    linked: NotRequired[LinkedSchema | None]
 
 
 class RefineTask(TypedDict):
