@@ -92,12 +92,15 @@ class Preset(BaseModel):
             (XiYan-SQL's column selector).
         keep_draft: keep the linking stage's draft SQL as one more candidate (its model call
             is then not wasted); it is labelled ``draft/mschema``.
-        prompt_budget: the most schema tokens (estimated) a generator prompt may carry; a
-            larger schema is linked by retrieval first and the linked schema is trimmed to fit.
+        prompt_budget: the most tokens (estimated) a generator prompt may carry, instructions,
+            schema, evidence and question together; a larger schema is linked by retrieval
+            first and the linked schema is trimmed to fit.
         column_top_k: columns retrieved from the column index per keyword.
         column_min_score: least cosine similarity of a retrieved column that links it; weaker
             hits only choose which tables a schema over the budget is drafted over.
         value_min_score: least score (0..1) of a value-index hit that links its column.
+        value_top_k: columns linked by value retrieval at most (best-scoring first); a value
+            common to many tables of a wide schema must not link them all.
         link_similar: also link the similar columns (embedding cosine >= 0.8) of every linked
             column; duplicate columns (same values, verified) are always linked.
         align_rules: rule-based alignment after refinement (:mod:`quorumsql.agents.align`,
@@ -139,6 +142,7 @@ class Preset(BaseModel):
     column_top_k: int = Field(3, ge=0, le=50)
     column_min_score: float = Field(0.9, ge=-1.0, le=1.0)
     value_min_score: float = Field(0.8, ge=0.0, le=1.0)
+    value_top_k: int = Field(10, ge=0, le=200)
     link_similar: bool = False
     align_rules: list[Literal["integer_division", "dialect_functions"]] = Field(default_factory=list)
     llm_selector: Literal["never", "on_tie", "always"] = "never"

@@ -181,7 +181,7 @@ def test_a_schema_over_the_budget_is_retrieved_first_and_the_prompt_fits(setting
     link = event(ans, "link")
     assert "over the budget of 600" in link.message
     prompt = ans.candidates[-1].conversation[1].content
-    assert estimate_tokens(prompt) < budget + 120 and "orchard" in prompt
+    assert estimate_tokens(prompt) <= budget and "orchard" in prompt  # the whole prompt fits
     assert ans.rows == [(40,)]
 
 

@@ -76,7 +76,8 @@ def retrieve(state: InferenceState, runtime: Runtime[InferenceContext]) -> dict:
     try:
         store = ctx.resources.metadata(state["db"])
         matched = match_values(store, [*words, *_phrases(state)], k=5, min_score=preset.value_min_score)
-        values = [(t, c, [v for v, _ in hits[:3]]) for (t, c), hits in matched.items()]
+        ranked = sorted(matched.items(), key=lambda kv: -kv[1][0][1])[: preset.value_top_k]
+        values = [(t, c, [v for v, _ in hits[:3]]) for (t, c), hits in ranked]
         best: dict[tuple[str, str], float] = {}
         for word in words if preset.column_top_k else ():
             for hit in lookup_columns(store, word, k=preset.column_top_k):
@@ -111,12 +112,13 @@ def link(state: InferenceState, runtime: Runtime[InferenceContext]) -> dict:
 
     # 1. the schema the draft is written over: whole, or the retrieved tables within budget
     full = res.schema_text(state["db"], "mschema", value_examples=value_hits)
+    budget = schema_budget(state, preset.prompt_budget)
     draft_selection = None
-    if estimate_tokens(full) > preset.prompt_budget:
+    if estimate_tokens(full) > budget:
         ranked = list(dict.fromkeys(named + [t for t, _ in value_hits] + [t for t, _ in ranked_columns]))
         if not ranked:
             ranked = [t.name for t in schema.tables]
-        draft_selection = _fit_tables(res, state["db"], ranked, preset.prompt_budget, value_hits)
+        draft_selection = _fit_tables(res, state["db"], ranked, budget, value_hits)
         notes.append(
             f"the whole schema (~{estimate_tokens(full):,} tokens) is over the budget of "
             f"{preset.prompt_budget:,}: drafting over {len(draft_selection)} retrieved table(s)"
@@ -152,7 +154,7 @@ def link(state: InferenceState, runtime: Runtime[InferenceContext]) -> dict:
     if draft_selection is not None and linked.sources and all(w == ["all"] for w in linked.sources.values()):
         linked = assemble_linked_schema(schema, column_hits=[(t, c.name) for t in draft_selection
                                                               for c in schema.table(t).columns], notes=linked.notes)
-    linked = _trim_to_budget(res, state["db"], linked, preset.prompt_budget)
+    linked = _trim_to_budget(res, state["db"], linked, budget)
     texts = _render(res, state, ctx, linked)
 
     update: dict = {"linked": linked, "schema_texts": texts}
@@ -258,6 +260,18 @@ def related_columns(res, db, *, similar: bool) -> dict:
     return related
 
 
+def schema_budget(state: InferenceState, prompt_budget: int) -> int:
+    """Tokens the schema may take so that a generator prompt stays under ``prompt_budget``.
+
+    The budget is for the whole prompt: the generator's instructions, the evidence and the
+    question are subtracted, and 10% is kept back for the error of the token estimate.
+    """
+    from quorumsql.agents.generator import SYSTEM_PROMPT, USER_PROMPT
+
+    rest = estimate_tokens(SYSTEM_PROMPT + USER_PROMPT + state["question"] + (state.get("evidence") or ""))
+    return max(100, int(prompt_budget * 0.9) - rest)
+
+
 def _fit_tables(res, db, ranked: list[str], budget: int, value_hits) -> dict[str, None]:
     """The longest prefix of ``ranked`` tables whose M-Schema fits ``budget`` (at least one table)."""
     chosen: dict[str, None] = {}
@@ -290,7 +304,7 @@ def _trim_to_budget(res, db, linked: LinkedSchema, budget: int) -> LinkedSchema:
         dropped += 1
         if not selection[table] and len(selection) > 1:
             del selection[table]
-    notes = [*linked.notes, f"dropped {dropped} weakly linked column(s) to fit the budget of {budget:,} tokens"]
+    notes = [*linked.notes, f"dropped {dropped} weakly linked column(s) to fit {budget:,} schema tokens"]
     return linked.model_copy(update={"selection": selection, "notes": notes})
 
 

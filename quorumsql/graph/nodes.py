@@ -27,6 +27,7 @@ from quorumsql.agents.refiner import refine
 from quorumsql.agents.selector import select_by_vote
 from quorumsql.errors import ModelError
 from quorumsql.graph.context import InferenceContext, context_of
+from quorumsql.graph.linking import schema_budget
 from quorumsql.graph.state import GenerateTask, InferenceState, RefineTask
 from quorumsql.llm import Usage
 from quorumsql.llm.usage import estimate_tokens
@@ -51,7 +52,7 @@ def context(state: InferenceState, runtime: Runtime[InferenceContext]) -> dict:
     linking, why = ctx.preset.linking is True, ""
     if ctx.preset.linking == "auto":
         tokens = estimate_tokens(res.schema_text(state["db"], "mschema"))
-        linking = tokens > ctx.preset.prompt_budget
+        linking = tokens > schema_budget(state, ctx.preset.prompt_budget)
         why = (f"; the whole schema (~{tokens:,} tokens) is over the prompt budget of "
                f"{ctx.preset.prompt_budget:,}: linking" if linking else "")
     # with linking on, the link stage renders the linked schema instead
