@@ -247,29 +247,37 @@ def _key_column(schema, table: str, column: str, linked: LinkedSchema) -> bool:
 
 
 def related_columns(res, db, *, similar: bool) -> dict:
-    """``{(table, column): [(kind, (table, column))]}``: duplicate pairs, and similar ones if asked."""
+    """``{(table, column): [(kind, (table, column))]}``: duplicate pairs, and similar ones if asked.
+
+    Pairs involving a primary-key column are left out, and each column keeps its three best
+    partners: on a wide schema every table's ``id`` column holds 1..n and would link them all.
+    """
     try:
         record = res.metadata(db).record
     except QuorumSQLError:
         return {}
+    keys = {(t.name, c.name) for t in record.schema_.tables for c in t.columns if c.primary_key}
     related: dict = {}
-    for pair in [*record.duplicates, *(record.similar if similar else [])]:
+    for pair in sorted([*record.duplicates, *(record.similar if similar else [])], key=lambda p: -p.score):
+        if (pair.table, pair.column) in keys or (pair.other_table, pair.other_column) in keys:
+            continue  # key columns share their values by construction (ids 1..n), not their meaning
         a, b = (pair.table, pair.column), (pair.other_table, pair.other_column)
         related.setdefault(a, []).append((pair.kind, b))
         related.setdefault(b, []).append((pair.kind, a))
-    return related
+    return {k: v[:3] for k, v in related.items()}
 
 
 def schema_budget(state: InferenceState, prompt_budget: int) -> int:
     """Tokens the schema may take so that a generator prompt stays under ``prompt_budget``.
 
     The budget is for the whole prompt: the generator's instructions, the evidence and the
-    question are subtracted, and 10% is kept back for the error of the token estimate.
+    question are subtracted, and 20% is kept back for the error of the token estimate (names
+    full of digits, like ``order_0042_id``, take more tokens per character than Spider's).
     """
     from quorumsql.agents.generator import SYSTEM_PROMPT, USER_PROMPT
 
     rest = estimate_tokens(SYSTEM_PROMPT + USER_PROMPT + state["question"] + (state.get("evidence") or ""))
-    return max(100, int(prompt_budget * 0.9) - rest)
+    return max(100, int(prompt_budget * 0.8) - rest)
 
 
 def _fit_tables(res, db, ranked: list[str], budget: int, value_hits) -> dict[str, None]:
