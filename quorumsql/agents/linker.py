@@ -206,8 +206,11 @@ def join_path(schema: DatabaseSchema, tables: Iterable[str]) -> tuple[list[str],
 
 
 def _stem(word: str) -> str:
-    """A crude singular: ``countries`` -> ``country``, ``makers`` -> ``maker``, ``class`` kept."""
+    """A crude singular: ``countries`` -> ``country``, ``makers`` -> ``maker``, ``class`` kept;
+    numbers lose their zero padding (``0042`` -> ``42``)."""
     w = word.lower()
+    if w.isdigit():
+        return str(int(w))
     if len(w) > 4 and w.endswith("ies"):
         return w[:-3] + "y"
     if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
