@@ -17,9 +17,8 @@ from __future__ import annotations
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from quorumsql.agents.generator import DIALECT_NAMES, Generation
+from quorumsql.agents.generator import DIALECT_NAMES, Generation, complete_sql
 from quorumsql.agents.sql_text import extract_sql
-from quorumsql.llm import invoke
 
 INSTRUCTION = (
     "You are a {dialect_name} expert. Read the database schema (【数据库schema】) and any reference "
@@ -97,8 +96,8 @@ def generate_finetuned(
         ModelError: the model endpoint failed.
     """
     messages = build_messages(question, schema_text, evidence=evidence, dialect=dialect)
-    options = {"seed": seed} if seed is not None else {}
-    text, usage = invoke(llm, messages, temperature=temperature, max_tokens=max_tokens, **options)
-    sql = sql_of_completion(text)
-    reply = f"```sql\n{sql}\n```" if sql else text
-    return Generation(sql=sql, raw=text, messages=[*messages, AIMessage(reply)], usage=usage)
+    gen = complete_sql(llm, messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                       parse=sql_of_completion)
+    if gen.sql:  # record the reply as a whole sql block, so a refiner can continue the conversation
+        gen.messages[-1] = AIMessage(f"```sql\n{gen.sql}\n```")
+    return gen

@@ -10,7 +10,7 @@ model ramble until its token limit on 29 of 100 questions).
 from __future__ import annotations
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
 
 from quorumsql.agents.sql_text import extract_sql
@@ -97,8 +97,36 @@ def generate_sql(
         ModelError: the model endpoint failed.
     """
     messages = build_messages(question, schema_text, evidence=evidence, dialect=dialect)
+    return complete_sql(llm, messages, temperature=temperature, max_tokens=max_tokens, seed=seed)
+
+
+def complete_sql(
+    llm: BaseChatModel,
+    messages: list[BaseMessage],
+    *,
+    temperature: float = 0.0,
+    max_tokens: int = 384,
+    seed: int | None = None,
+    parse=extract_sql,
+) -> Generation:
+    """One model call on a generator prompt, and the SQL read off its reply.
+
+    The shared last step of every generator kind (zero-shot, ICL, fine-tuned format).
+
+    Args:
+        llm: chat model.
+        messages: the prompt.
+        temperature: sampling temperature (0 = greedy).
+        max_tokens: completion budget.
+        seed: sampling seed sent to the endpoint (None for greedy calls).
+        parse: ``reply -> SQL | None`` (default :func:`~quorumsql.agents.sql_text.extract_sql`).
+
+    Returns:
+        A :class:`Generation` whose conversation ends with the reply as the model wrote it.
+
+    Raises:
+        ModelError: the model endpoint failed.
+    """
     options = {"seed": seed} if seed is not None else {}
     text, usage = invoke(llm, messages, temperature=temperature, max_tokens=max_tokens, **options)
-    from langchain_core.messages import AIMessage
-
-    return Generation(sql=extract_sql(text), raw=text, messages=[*messages, AIMessage(text)], usage=usage)
+    return Generation(sql=parse(text), raw=text, messages=[*messages, AIMessage(text)], usage=usage)

@@ -18,11 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from quorumsql.agents.generator import DIALECT_NAMES, SYSTEM_PROMPT, USER_PROMPT, Generation, build_messages
-from quorumsql.agents.sql_text import extract_sql
-from quorumsql.llm import invoke
+from quorumsql.agents.generator import DIALECT_NAMES, SYSTEM_PROMPT, USER_PROMPT, Generation, build_messages, complete_sql
 
 __all__ = ["EXAMPLES_HEADER", "IclExample", "build_icl_messages", "format_examples", "generate_icl"]
 
@@ -122,6 +120,4 @@ def generate_icl(
         ModelError: the model endpoint failed.
     """
     messages = build_icl_messages(question, schema_text, examples, evidence=evidence, dialect=dialect)
-    options = {"seed": seed} if seed is not None else {}
-    text, usage = invoke(llm, messages, temperature=temperature, max_tokens=max_tokens, **options)
-    return Generation(sql=extract_sql(text), raw=text, messages=[*messages, AIMessage(text)], usage=usage)
+    return complete_sql(llm, messages, temperature=temperature, max_tokens=max_tokens, seed=seed)
