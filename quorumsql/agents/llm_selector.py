@@ -11,7 +11,7 @@ vote's winner), each with its SQL, how many candidates gave its result and its f
 evidence and the question come last, and the model is asked for a single letter.
 
 Replies are read leniently (:func:`parse_choice`): a letter alone, ``Answer: B``,
-``candidate B``, or the SQL of one candidate repeated verbatim. A reply that names no candidate
+``candidate B``, or the SQL of one candidate repeated exactly. A reply that names no candidate
 leaves the vote's winner in place and says so in :attr:`LlmChoice.reason`.
 """
 
