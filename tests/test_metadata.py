@@ -12,7 +12,7 @@ import pytest
 from quorumsql.config import Settings
 from quorumsql.db import open_database
 from quorumsql.errors import ConfigError
-from quorumsql.metadata import ProfileOptions, description_texts, load_descriptions, load_or_build, retrieval
+from quorumsql.metadata import description_texts, load_descriptions, load_or_build, retrieval
 from quorumsql.metadata.patterns import date_format, shape, value_pattern
 from quorumsql.schema_repr import render_metadata_schema, to_mschema
 from tests.conftest import BIRD, require_shared

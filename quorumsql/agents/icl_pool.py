@@ -41,6 +41,7 @@ import numpy as np
 
 from quorumsql.agents.skeleton import SKELETON_VERSION, mask_question, sql_values
 from quorumsql.errors import ConfigError, DatabaseError
+from quorumsql.metadata.column_index import chroma_client
 
 __all__ = [
     "MAX_EXAMPLES", "Example", "ExamplePool", "Neighbours", "ScoredExample", "load_pool", "read_pool", "sql_tables",
@@ -201,13 +202,6 @@ def read_pool(path: str | os.PathLike) -> tuple[list[Example], int, list[str]]:
     return examples, skipped, problems
 
 
-def _client(path: Path):
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
-
-
 class ExamplePool:
     """A loaded pool: examples, their skeleton embeddings in chromadb, minimal schemas.
 
@@ -271,7 +265,7 @@ class ExamplePool:
     def _index(directory: Path, examples: list[Example], embedder):
         """The chromadb collection of the skeletons, reopened when complete, else rebuilt."""
         directory.mkdir(parents=True, exist_ok=True)
-        client = _client(directory)
+        client = chroma_client(directory)
         col = client.get_or_create_collection(COLLECTION, embedding_function=None, metadata={"hnsw:space": "cosine"})
         if col.count() == len(examples):
             return col

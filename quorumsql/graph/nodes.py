@@ -49,15 +49,16 @@ def context(state: InferenceState, runtime: Runtime[InferenceContext]) -> dict:
     changed = res.refresh(state["db"])
     schema = db.schema()
     formats = dict.fromkeys(spec.schema_format for spec in ctx.preset.candidate_plan())
-    linking, why = ctx.preset.linking is True, ""
+    linking, why, texts = ctx.preset.linking is True, "", {}
     if ctx.preset.linking == "auto":
-        tokens = estimate_tokens(res.schema_text(state["db"], "mschema"))
+        texts["mschema"] = res.schema_text(state["db"], "mschema")  # reused below when it fits
+        tokens = estimate_tokens(texts["mschema"])
         linking = tokens > schema_budget(state, ctx.preset.prompt_budget)
         why = (f"; the whole schema (~{tokens:,} tokens) is over the prompt budget of "
                f"{ctx.preset.prompt_budget:,}: linking" if linking else "")
     # with linking on, the link stage renders the linked schema instead
     texts = {} if linking else {
-        fmt: res.schema_text(state["db"], fmt, question=state["question"]) for fmt in formats
+        fmt: texts.get(fmt) or res.schema_text(state["db"], fmt, question=state["question"]) for fmt in formats
     }
     warnings = db.privilege_warnings()
     event = TraceEvent(

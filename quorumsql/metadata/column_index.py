@@ -42,7 +42,8 @@ def column_text(profile: ColumnProfile) -> str:
     return f"{profile.table}.{profile.name}: {desc}"
 
 
-def _client(path: Path):
+def chroma_client(path: Path):
+    """A chromadb client persisted under ``path``, telemetry off (every index of ours uses it)."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -66,7 +67,7 @@ class ColumnIndex:
     def collection(self):
         """The chromadb collection (opened on first use)."""
         if self._collection is None:
-            self._collection = _client(self.path).get_or_create_collection(
+            self._collection = chroma_client(self.path).get_or_create_collection(
                 COLLECTION, embedding_function=None, metadata={"hnsw:space": "cosine"}
             )
         return self._collection
@@ -81,7 +82,7 @@ class ColumnIndex:
         """
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
-        client = _client(p)
+        client = chroma_client(p)
         try:
             client.delete_collection(COLLECTION)
         except Exception:  # chromadb raises different types across versions when it is absent
