@@ -9,6 +9,7 @@ from quorumsql.agents.generator import build_messages, generate_sql
 from quorumsql.agents.refiner import FEEDBACK, classify, refine
 from quorumsql.agents.selector import select_by_vote
 from quorumsql.db import ExecutionResult, open_database
+from quorumsql.llm.usage import UsageReport
 from quorumsql.records import Candidate
 from quorumsql.schema_repr import to_mschema
 
@@ -30,6 +31,14 @@ def test_generate_sql_reports_usage():
     assert gen.sql == "SELECT 1"
     assert (gen.usage.prompt_tokens, gen.usage.completion_tokens, gen.usage.calls) == (120, 9, 1)
     assert isinstance(gen.messages[-1], AIMessage)
+
+
+def test_usage_counts_prompt_tokens_served_from_the_cache():
+    meta = {"input_tokens": 700, "output_tokens": 30, "total_tokens": 730, "input_token_details": {"cache_read": 662}}
+    llm = GenericFakeChatModel(messages=iter([AIMessage("```sql\nSELECT 1\n```", usage_metadata=meta)]))
+    usage = generate_sql(llm, "q", "schema").usage
+    assert (usage.prompt_tokens, usage.cached_tokens, usage.read_tokens) == (700, 662, 38)
+    assert "(662 from cache)" in UsageReport.from_events([("generate", usage)]).summary()
 
 
 def _conversation(reply: str):

@@ -225,7 +225,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ex = "–" if summary["ex"] is None else f"{summary['ex']:.1f}%"
         print(
             f"{summary['system']}: EX {ex} over {summary['n']} question(s); per question "
-            f"{summary['prompt_tokens']:.0f} prompt + {summary['completion_tokens']:.0f} completion tokens, "
+            f"{summary['prompt_tokens']:.0f} prompt ({summary['read_tokens']:.0f} read, "
+            f"{summary['cached_tokens']:.0f} from cache) + {summary['completion_tokens']:.0f} completion tokens, "
             f"{summary['llm_calls']:.2f} LLM calls, {summary['system_seconds']:.1f} s answering "
             f"(system time; {summary['seconds']:.1f} s with gold execution and scoring)"
         )

@@ -93,14 +93,21 @@ def _difficulty_key(level: str) -> tuple[int, str]:
     return (DIFFICULTY_ORDER.index(level) if level in DIFFICULTY_ORDER else len(DIFFICULTY_ORDER), level)
 
 
+def _read_cached(s: dict[str, Any]) -> str:
+    if s.get("read_tokens") is None:
+        return "–"
+    return f"{_f(s['read_tokens'], 0)} / {_f(s.get('cached_tokens'), 0)}"
+
+
 def summarize(run: RunData) -> dict[str, Any]:
     """Aggregate figures of a run.
 
     Returns:
         ``n`` (scored questions), ``total`` (selected), ``skipped``, ``ex``/``ex_bird``/
         ``ex_spider``/``soft_f1``/``qse``/``sse`` (percent, None when absent), ``rves`` (R-VES
-        score), ``by_difficulty`` (``{level: {"n", "ex"}}``), ``prompt_tokens``,
-        ``completion_tokens``, ``tokens``, ``llm_calls`` (per question means),
+        score), ``by_difficulty`` (``{level: {"n", "ex"}}``), ``prompt_tokens``, ``read_tokens`` /
+        ``cached_tokens`` (of the prompt tokens, those the model read and those its prompt
+        cache served), ``completion_tokens``, ``tokens``, ``llm_calls`` (per question means),
         ``system_seconds`` / ``system_seconds_median`` (the system's own seconds per question:
         answering only, no gold execution, scoring or judge), ``system_seconds_fallback``
         (records without ``system_seconds``, from older runs, whose total ``seconds`` stood
@@ -133,6 +140,8 @@ def summarize(run: RunData) -> dict[str, Any]:
     }
     usages = [r.get("usage") or {} for r in done]
     out["prompt_tokens"] = _mean([u.get("prompt_tokens", 0) for u in usages])
+    out["cached_tokens"] = _mean([u.get("cached_tokens", 0) for u in usages])
+    out["read_tokens"] = _mean([u.get("prompt_tokens", 0) - u.get("cached_tokens", 0) for u in usages])
     out["completion_tokens"] = _mean([u.get("completion_tokens", 0) for u in usages])
     out["tokens"] = _mean([u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usages])
     out["llm_calls"] = _mean([r.get("llm_calls", 0) for r in done])
@@ -240,6 +249,7 @@ def markdown_report(runs: list[RunData]) -> str:
         rows.append(["LLM judge SSE"] + [_f(s["sse"], suffix="%") for s in sums])
     rows += [
         ["prompt tokens / question"] + [_f(s["prompt_tokens"], 0) for s in sums],
+        ["… read / served from cache"] + [_read_cached(s) for s in sums],
         ["completion tokens / question"] + [_f(s["completion_tokens"], 0) for s in sums],
         ["LLM calls / question"] + [_f(s["llm_calls"], 2) for s in sums],
         [SYSTEM_SECONDS_MEAN] + [_f(s["system_seconds"], 1) for s in sums],
@@ -397,6 +407,7 @@ def html_report(runs: list[RunData]) -> str:
         table.append(row("LLM judge QSE", [_f(s["qse"], suffix="%") for s in sums]))
         table.append(row("LLM judge SSE", [_f(s["sse"], suffix="%") for s in sums]))
     table.append(row("prompt tokens / question", [_f(s["prompt_tokens"], 0) for s in sums]))
+    table.append(row("… read / served from cache", [_read_cached(s) for s in sums], False))
     table.append(row("completion tokens / question", [_f(s["completion_tokens"], 0) for s in sums]))
     table.append(row("LLM calls / question", [_f(s["llm_calls"], 2) for s in sums]))
     table.append(row(SYSTEM_SECONDS_MEAN, [_f(s["system_seconds"], 1) for s in sums]))

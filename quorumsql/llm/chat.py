@@ -118,6 +118,8 @@ def invoke(llm: BaseChatModel, messages: Sequence[BaseMessage], **kwargs: Any) -
     if meta:
         usage.prompt_tokens = int(meta.get("input_tokens", 0) or 0)
         usage.completion_tokens = int(meta.get("output_tokens", 0) or 0)
+        details = meta.get("input_token_details") or {}
+        usage.cached_tokens = int(details.get("cache_read", 0) or 0)
     content = msg.content if isinstance(msg, AIMessage) or hasattr(msg, "content") else msg
     if isinstance(content, list):  # content blocks
         content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)

@@ -24,16 +24,25 @@ class Usage(BaseModel):
     """Cost of one or more model calls.
 
     Attributes:
-        prompt_tokens: tokens read by the model (as the endpoint reports them).
+        prompt_tokens: prompt tokens of the calls (as the endpoint reports them), cached or not.
+        cached_tokens: of those, tokens the endpoint served from its prompt cache instead of
+            reading them (OpenAI's ``prompt_tokens_details.cached_tokens``; llama.cpp reports it
+            too; 0 when the endpoint says nothing).
         completion_tokens: tokens written by the model.
         calls: number of model calls.
         seconds: wall-clock seconds spent waiting for the model.
     """
 
     prompt_tokens: int = 0
+    cached_tokens: int = 0
     completion_tokens: int = 0
     calls: int = 0
     seconds: float = 0.0
+
+    @property
+    def read_tokens(self) -> int:
+        """Prompt tokens the model actually read (prompt minus cached)."""
+        return max(0, self.prompt_tokens - self.cached_tokens)
 
     @property
     def total_tokens(self) -> int:
@@ -43,6 +52,7 @@ class Usage(BaseModel):
     def __add__(self, other: "Usage") -> "Usage":
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             calls=self.calls + other.calls,
             seconds=self.seconds + other.seconds,
@@ -65,9 +75,10 @@ class UsageReport(BaseModel):
         return report
 
     def summary(self) -> str:
-        """One line: calls, tokens in/out, model seconds."""
+        """One line: calls, tokens in (and how many the prompt cache served) / out, model seconds."""
         t = self.total
+        cached = f" ({t.cached_tokens:,} from cache)" if t.cached_tokens else ""
         return (
-            f"{t.calls} LLM call{'s' if t.calls != 1 else ''}, {t.prompt_tokens:,} prompt + "
+            f"{t.calls} LLM call{'s' if t.calls != 1 else ''}, {t.prompt_tokens:,} prompt{cached} + "
             f"{t.completion_tokens:,} completion tokens, {t.seconds:.1f} s in the model"
         )
