@@ -32,6 +32,10 @@ def test_result_key_is_order_insensitive_multiset():
     assert result_key([(1,), (1,)]) != result_key([(1,)])
     assert result_key([(0.1 + 0.2,)]) == result_key([(0.3,)])
     assert result_key([]) != result_key([(None,)])
+    # column order normalised: the same rows with the columns swapped are the same result
+    assert result_key([(1, "a"), (2, "b")]) == result_key([("a", 1), ("b", 2)])
+    assert result_key([(1, "a"), (2, "b")]) != result_key([(1, "b"), (2, "a")])
+    assert result_key([(2.0,)]) == result_key([(2,)]) and result_key([(2.5,)]) != result_key([(2,)])
 
 
 @pytest.mark.parametrize(

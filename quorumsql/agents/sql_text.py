@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import functools
 import hashlib
 import re
@@ -106,22 +107,29 @@ def _normalize_sql(sql: str, dialect: str | None) -> str:
 
 
 def _norm(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        value = float(value)
     if isinstance(value, float):
-        return round(value, 6)
+        value = round(value, 6)
+        return int(value) if value.is_integer() else value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
     return value
 
 
 def result_key(rows: Sequence[Sequence[Any]]) -> str:
-    """Order-insensitive fingerprint of a result set (a multiset of rows).
+    """Order-insensitive fingerprint of a result set (a multiset of rows), column order normalised.
 
-    Floats are rounded to 6 decimals so that equal results computed differently group together.
+    Two results get the same key when they hold the same rows in any row order and with the
+    columns in any order (each row is keyed on its sorted values), as selection groups
+    candidates in XiYan-SQL (paper 003, section 2.5). Floats are rounded to 6 decimals, and
+    integral floats and decimals equal their integers, so that equal results computed
+    differently group together.
     Each row is hashed on its own and only its digest is kept, so memory stays at 20 bytes per
     distinct row whatever the size of the values.
     """
     counts = Counter(
-        hashlib.sha1(repr(tuple(_norm(v) for v in row)).encode("utf-8", "replace")).digest() for row in rows
+        hashlib.sha1(repr(sorted(repr(_norm(v)) for v in row)).encode("utf-8", "replace")).digest() for row in rows
     )
     digest = hashlib.sha1()
     for key, n in sorted(counts.items()):
