@@ -45,6 +45,8 @@ class Candidate(BaseModel):
         attempts: every SQL tried, in order (the first is the generator's).
         duplicate_of: id of an earlier candidate with the same generated SQL (not refined again).
         votes: size of the candidate's result group at selection.
+        rules: what refinement learned about the data, one sentence each
+            (:mod:`quorumsql.agents.refine_rules`); selection sees them.
         usage: model cost of this candidate (generation + refinement).
         conversation: the generator's messages, continued by the refiner (not in JSON dumps).
     """
@@ -66,6 +68,7 @@ class Candidate(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     duplicate_of: str | None = None
     votes: int = 0
+    rules: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     conversation: list[Any] = Field(default_factory=list, exclude=True, repr=False)
 

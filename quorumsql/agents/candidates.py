@@ -20,6 +20,7 @@ PREVIEW_ROWS = 5
 # Fields a duplicate takes over from the candidate that was executed in its place.
 _RESULT_FIELDS = (
     "sql", "status", "error", "columns", "rows", "row_count", "truncated", "preview", "result_key", "attempts",
+    "rules",
 )
 
 
@@ -84,6 +85,7 @@ def with_refinement(cand: Candidate, refinement: Refinement) -> Candidate:
             "preview": result.rows[:PREVIEW_ROWS] if ran else [],
             "result_key": refinement.result_key,
             "attempts": refinement.attempts,
+            "rules": [r.text for r in refinement.rules],
             "usage": cand.usage + refinement.usage,
         }
     )

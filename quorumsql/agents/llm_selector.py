@@ -41,7 +41,7 @@ VALUE_CHARS = 40
 PREVIEW_ROWS = 5
 
 SYSTEM_PROMPT = """You review candidate {dialect_name} queries that were written for the same question and pick the one that answers it correctly.
-The candidates disagree: each one returned a different result. For each you see its SQL, how many of the generated candidates returned that result, and its first rows.
+The candidates disagree: each one returned a different result. For each you see its SQL, how many of the generated candidates returned that result, what its correction found out about the data (when anything), and its first rows.
 Check that the query reads the right tables and columns, joins them on the right keys, applies every condition the question states and no other, and returns exactly what the question asks for.
 Reply with the letter of the best candidate only (for example: A), nothing else."""
 
@@ -162,6 +162,9 @@ def _describe(letter: str, group: Sequence[Candidate], voters: int) -> str:
     head = f"Candidate {letter} ({len(group)} of {voters} candidate{'s' if voters != 1 else ''} returned this result)"
     lines = [head, f"SQL: {' '.join((rep.sql or '').split())}"]
     count = f"{rep.row_count}{'+' if rep.truncated else ''} row{'s' if rep.row_count != 1 else ''}"
+    rules = list(dict.fromkeys(rule for c in group for rule in c.rules))
+    if rules:
+        lines.append("Learned while correcting it: " + "; ".join(rules))
     if not rows:
         lines.append(f"Result: no rows ({rep.status})")
         return "\n".join(lines)

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from quorumsql.agents.aligner import align_column_names
 from quorumsql.agents.error_hints import error_hint
+from quorumsql.agents.refine_rules import RefineRule, learn_rules
 from quorumsql.agents.sql_text import extract_sql, normalize_sql, result_key
 from quorumsql.db import Database, ExecutionResult
 from quorumsql.llm import Usage, invoke
@@ -90,6 +91,7 @@ class Refinement(BaseModel):
         result: its execution result (None when there was no SQL).
         attempts: each SQL tried with its state, first to last.
         usage: model cost of the revisions.
+        rules: what the loop learned about the data (:mod:`quorumsql.agents.refine_rules`).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -99,6 +101,7 @@ class Refinement(BaseModel):
     result: ExecutionResult | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
+    rules: list[RefineRule] = Field(default_factory=list)
 
     @property
     def result_key(self) -> str | None:
@@ -200,4 +203,5 @@ def refine(
         attempts[-1],
     )
     final_result = result if final is attempts[-1] else db.try_execute(final.sql) if final.sql else None
-    return Refinement(sql=final.sql, state=final.state, result=final_result, attempts=attempts, usage=usage)
+    return Refinement(sql=final.sql, state=final.state, result=final_result, attempts=attempts, usage=usage,
+                      rules=learn_rules(attempts, db.dialect))

@@ -176,7 +176,8 @@ def refine_candidate(task: RefineTask, runtime: Runtime[InferenceContext]) -> di
     event = TraceEvent(
         node="refine",
         message=f"{cand.id}: {states}" + (f" ({len(r.attempts) - 1} revision(s))" if len(r.attempts) > 1 else ""),
-        data={"candidate": cand.id, "attempts": [a.model_dump() for a in r.attempts]},
+        data={"candidate": cand.id, "attempts": [a.model_dump() for a in r.attempts],
+              "rules": [rule.model_dump() for rule in r.rules]},
         seconds=time.monotonic() - start,
         usage=r.usage,
     )
