@@ -239,6 +239,10 @@ class Settings(BaseSettings):
         embedded_model: ``1.5b`` (default, Qwen2.5-Coder-1.5B-Instruct Q4_K_M) or ``0.5b``.
         embedded_ctx: context window of the embedded server (tokens).
         embedded_threads: CPU threads of the embedded server (0 = all cores).
+        embedded_parallel: llama.cpp slots (concurrent requests decoded together). 1 on a small
+            CPU: on 2 cores three slots made a balanced-like load 44-103% slower, because each
+            slot re-reads the shared schema prefix (``benchmarks/bench_server_slots.py``, README).
+            Above 1 the slots share one KV cache (``kv_unified``) of ``embedded_ctx`` tokens per slot.
         cache_dir: where the joined GGUF, server state and per-database indexes live.
         query_timeout: wall-clock seconds per SQL query.
         max_rows: rows fetched per query at most.
@@ -265,6 +269,7 @@ class Settings(BaseSettings):
     embedded_model: Literal["1.5b", "0.5b"] = "1.5b"
     embedded_ctx: int = 8192
     embedded_threads: int = 0
+    embedded_parallel: int = Field(default=1, ge=1, le=16)
     cache_dir: Path = Field(default_factory=default_cache_dir)
     query_timeout: float = 30.0
     max_rows: int = 10_000

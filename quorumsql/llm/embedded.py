@@ -175,8 +175,11 @@ class EmbeddedServer:
         params.model_alias = {spec.alias}
         params.hostnames = ["127.0.0.1"]
         params.port = 0  # a free port, read back from listening_address
-        params.n_ctx = settings.embedded_ctx
-        params.n_parallel = 1
+        slots = settings.embedded_parallel
+        params.n_ctx = settings.embedded_ctx * slots
+        params.n_parallel = slots
+        params.kv_unified = slots > 1
+        params.cont_batching = True
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         params.cache_prompt = True
