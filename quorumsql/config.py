@@ -107,6 +107,9 @@ class Preset(BaseModel):
             MCI-SQL section 3.4), each switchable: ``integer_division`` (cast integer / integer
             ratios to a floating division on SQLite and PostgreSQL) and ``dialect_functions``
             (a failing query's functions transpiled into the database's dialect with sqlglot).
+            Output alignment: ``ranking_columns`` (drop a select item that only carries an
+            ``ORDER BY ... LIMIT`` ranking the question does not name) and ``output_order`` (select
+            items in the order the question names them).
             A rewrite is kept only when it executes. Empty (default): no align stage.
         llm_selector: when the ``selector`` model role settles the vote
             (:mod:`quorumsql.agents.llm_selector`, XiYan-SQL section 6): ``never`` (default),
@@ -144,7 +147,7 @@ class Preset(BaseModel):
     value_min_score: float = Field(0.8, ge=0.0, le=1.0)
     value_top_k: int = Field(10, ge=0, le=200)
     link_similar: bool = False
-    align_rules: list[Literal["integer_division", "dialect_functions"]] = Field(default_factory=list)
+    align_rules: list[Literal["integer_division", "dialect_functions", "ranking_columns", "output_order"]] = Field(default_factory=list)
     llm_selector: Literal["never", "on_tie", "always"] = "never"
     selector_margin: float = Field(0.0, ge=0.0, le=1.0)
     icl_pool: str | None = None

@@ -15,7 +15,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from pydantic import Field
 
 from quorumsql import Pipeline
-from quorumsql.agents.align import cast_integer_division, transpile_functions
+from quorumsql.agents.align import align_sql, cast_integer_division, transpile_functions
 from quorumsql.agents.llm_selector import build_messages, parse_choice
 from quorumsql.agents.sql_text import result_key
 from quorumsql.config import PRESETS, Preset, RoleSettings, Settings
@@ -289,3 +289,33 @@ def test_transpiling_skips_readings_that_change_an_operator():
     assert rewrites and all(src != "mysql" for src, _ in rewrites)
     assert all("||" in sql and "STRFTIME('%Y'" in sql for _, sql in rewrites)
     assert transpile_functions("SELECT TOP 3 Name FROM singer", "sqlite") == [("tsql", "SELECT Name FROM singer LIMIT 3")]
+
+
+def test_output_alignment_drops_an_unasked_ranking_column_and_orders_columns_as_asked(concert_singer):
+    db = open_database(concert_singer)
+    sql = "SELECT country, COUNT(*) FROM singer GROUP BY country ORDER BY COUNT(*) DESC LIMIT 1"
+    out = align_sql(db, sql, state="ok", rules=["ranking_columns"], question="Which country has the most singers?")
+    assert out.applied == ["ranking_columns"]
+    assert out.sql == "SELECT country FROM singer GROUP BY country ORDER BY COUNT(*) DESC LIMIT 1"
+    assert out.result.rows == [("France",)]
+    # the question names the measure: it stays
+    asked = align_sql(db, sql, state="ok", rules=["ranking_columns"],
+                      question="Which country has the most singers, and what is the count?")
+    assert asked.steps == [] and asked.sql == sql
+    swapped = align_sql(db, "SELECT age, name FROM singer WHERE age > 40", state="ok", rules=["output_order"],
+                        question="What are the names and ages of singers older than 40?")
+    assert swapped.sql == "SELECT name, age FROM singer WHERE age > 40"
+    assert [len(r) for r in swapped.result.rows] and swapped.result.columns[0].lower() == "name"
+    # no question, or a rule switched off: nothing happens
+    assert align_sql(db, sql, state="ok", rules=["ranking_columns"]).steps == []
+    assert align_sql(db, sql, state="ok", rules=["integer_division"], question="Which country has the most singers?").sql == sql
+
+
+def test_output_alignment_leaves_almost_all_spider_gold_sql_alone(spider_data):
+    import json
+
+    from quorumsql.agents.align import drop_ranking_columns, order_output_columns
+    spider_dev = json.loads((spider_data / "dev.json").read_text())
+    rewritten = [sum(bool(rule(e["query"], e["question"], "sqlite")) for e in spider_dev)
+                 for rule in (drop_ranking_columns, order_output_columns)]
+    assert rewritten[0] == 0 and rewritten[1] <= 5, rewritten

@@ -23,7 +23,26 @@ schema, and every rewrite is executed before it is kept:
     ``COALESCE``, ``SELECT TOP 3`` becomes ``LIMIT 3``. The first rewrite that runs is kept.
     Readings that change the meaning of an operator are skipped (MySQL reads ``||`` as OR).
 
-A rewrite replaces the candidate's SQL only when it executes (state ``ok``, ``empty`` or ``none``).
+``ranking_columns`` (output alignment)
+    A top-level ``ORDER BY ... LIMIT`` query that also selects its ranking expression
+    (``SELECT country, COUNT(*) ... ORDER BY COUNT(*) DESC LIMIT 1`` for "which country has the
+    most singers?") loses that select item when the question names none of its words; the
+    question asked for the ranked thing, not for the measure it was ranked by. At least one
+    select item always stays.
+``output_order`` (output alignment)
+    The select items are put in the order the question names them (``SELECT age, name`` for
+    "the name and age of ..." becomes ``SELECT name, age``), when every item is named in the
+    question at a distinct place and no ``GROUP BY`` / ``ORDER BY`` refers to a position.
+    Set-based scoring (BIRD) compares rows column by column, so the order is part of the answer.
+
+An item is *named* when a word of its alias or of a column it reads (singular, ``_`` and
+camelCase split) is a word of the question, and is placed where the last word of such a name
+first occurs; a bare ``COUNT(*)`` is named by "number" or "count" (not "how many", which Spider's
+questions put first whatever the order of the answer). Of the 485 Spider dev gold queries,
+which should need neither rule, ``ranking_columns`` rewrites none and ``output_order`` 3 (the
+question lists the columns in another order than its gold SQL). Spider's EX ignores column
+order, so only order-sensitive scoring (BIRD) can show what ``output_order`` is worth. A rewrite replaces the candidate's SQL only when it executes (state ``ok``,
+``empty`` or ``none``).
 """
 
 from __future__ import annotations
@@ -38,14 +57,15 @@ from sqlglot.dialects.sqlite import SQLite
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from quorumsql.agents.candidates import PREVIEW_ROWS
+from quorumsql.agents.linker import name_words
 from quorumsql.agents.refiner import classify
 from quorumsql.agents.sql_text import normalize_sql, result_key
 from quorumsql.db import Database, ExecutionResult
 from quorumsql.db.schema import DatabaseSchema, Table
 from quorumsql.records import Candidate
 
-AlignRule = Literal["integer_division", "dialect_functions"]
-ALIGN_RULES: tuple[AlignRule, ...] = ("integer_division", "dialect_functions")
+AlignRule = Literal["integer_division", "dialect_functions", "ranking_columns", "output_order"]
+ALIGN_RULES: tuple[AlignRule, ...] = ("integer_division", "dialect_functions", "ranking_columns", "output_order")
 
 _RAN = ("ok", "empty", "none")
 
@@ -215,6 +235,90 @@ def transpile_functions(sql: str, dialect: str) -> list[tuple[str, str]]:
 
 
 # -- the stage ----------------------------------------------------------------------------
+# -- output alignment ----------------------------------------------------------------------
+_COUNT_WORDS = {"number", "count"}
+
+
+def _item_words(item: exp.Expression, *, head: bool = False) -> set[str]:
+    """Words a select item goes by: its alias and the columns it reads; COUNT(*) by counting words.
+
+    With ``head``, only the last word of each name (``document_id`` -> ``id``), which places an
+    item in the question more precisely than its table-like first words.
+    """
+    pick = (lambda ws: set(ws[-1:])) if head else set
+    words: set[str] = set()
+    if isinstance(item, exp.Alias):
+        words |= pick(name_words(item.alias))
+        item = item.this
+    for col in item.find_all(exp.Column):
+        words |= pick(name_words(col.name))
+    if not words and item.find(exp.Count):
+        words |= _COUNT_WORDS
+    return words
+
+
+def _top_select(sql: str, dialect: str) -> exp.Select | None:
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except (SqlglotError, ValueError):
+        return None
+    return tree if isinstance(tree, exp.Select) and not tree.args.get("with") else None
+
+
+def _positional(select: exp.Select) -> bool:
+    keys = [*(select.args.get("group") or exp.Group()).expressions]
+    if select.args.get("order"):
+        keys += [o.this for o in select.args["order"].expressions]
+    return any(isinstance(k, exp.Literal) and not k.is_string for k in keys)
+
+
+def drop_ranking_columns(sql: str, question: str, dialect: str) -> str | None:
+    """``sql`` without the select items that only carry its ranking (see ``ranking_columns``).
+
+    Returns:
+        The rewritten SQL, or None when the rule does not apply.
+    """
+    select = _top_select(sql, dialect)
+    if select is None or not select.args.get("limit") or not select.args.get("order") or _positional(select):
+        return None
+    asked = set(name_words(question))
+    order = {o.this.sql(dialect=dialect).lower() for o in select.args["order"].expressions}
+    keep = []
+    for item in select.expressions:
+        bare = item.this if isinstance(item, exp.Alias) else item
+        ranks = bare.sql(dialect=dialect).lower() in order or (
+            isinstance(item, exp.Alias) and item.alias.lower() in order)
+        if ranks and not (_item_words(item) & asked):
+            continue
+        keep.append(item)
+    if not keep or len(keep) == len(select.expressions):
+        return None
+    return select.copy().select(*keep, append=False).sql(dialect=dialect)
+
+
+def order_output_columns(sql: str, question: str, dialect: str) -> str | None:
+    """``sql`` with its select items in the order the question names them (see ``output_order``).
+
+    Returns:
+        The rewritten SQL, or None when the rule does not apply or the order is already right.
+    """
+    select = _top_select(sql, dialect)
+    if select is None or len(select.expressions) < 2 or _positional(select):
+        return None
+    asked = name_words(question)
+    places = []
+    for item in select.expressions:
+        words = _item_words(item, head=True)
+        hits = [i for i, w in enumerate(asked) if w in words or w.rstrip("s") in words]
+        if not hits:
+            return None
+        places.append(hits[0])
+    if len(set(places)) != len(places) or places == sorted(places):
+        return None
+    items = [item for _, item in sorted(zip(places, select.expressions), key=lambda pair: pair[0])]
+    return select.copy().select(*items, append=False).sql(dialect=dialect)
+
+
 class AlignStep(BaseModel):
     """One rewrite a rule tried.
 
@@ -259,7 +363,8 @@ class Alignment(BaseModel):
 
 
 def align_sql(
-    db: Database, sql: str, *, state: str, rules: Sequence[str], error: str | None = None
+    db: Database, sql: str, *, state: str, rules: Sequence[str], error: str | None = None,
+    question: str | None = None,
 ) -> Alignment:
     """Apply the switched-on alignment rules to one refined SQL (MCI-SQL section 3.4).
 
@@ -273,6 +378,7 @@ def align_sql(
         state: its execution state.
         rules: the preset's ``align_rules`` (unknown names are ignored).
         error: the database's error message for a failing ``sql`` (for the record only).
+        question: the user's question (the output rules need it; without it they do nothing).
 
     Returns:
         The alignment: final SQL, state, result (when changed) and the steps tried.
@@ -298,6 +404,12 @@ def align_sql(
         rewritten = cast_integer_division(current, db.schema())
         if rewritten is not None and normalize_sql(rewritten, db.dialect) != normalize_sql(current, db.dialect):
             attempt("integer_division", rewritten)
+    output_rules = (("ranking_columns", drop_ranking_columns), ("output_order", order_output_columns))
+    for rule, rewrite in output_rules:
+        if rule in rules and question and current_state in _RAN:
+            rewritten = rewrite(current, question, db.dialect)
+            if rewritten is not None:
+                attempt(rule, rewritten)
     return Alignment(sql=current, state=current_state, result=result, steps=steps)
 
 

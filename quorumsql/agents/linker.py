@@ -218,8 +218,9 @@ def _stem(word: str) -> str:
     return w
 
 
-def _words(name: str) -> list[str]:
-    """Words of an identifier or phrase: split on ``_``, spaces, punctuation and camelCase."""
+def name_words(name: str) -> list[str]:
+    """Words of an identifier or phrase, singular and lower-cased: split on ``_``, spaces,
+    punctuation and camelCase (``carMakers`` -> ``["car", "maker"]``)."""
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
     return [_stem(w) for w in re.split(r"[^A-Za-z0-9]+", spaced) if w]
 
@@ -234,10 +235,10 @@ def tables_named(phrases: Iterable[str], schema: DatabaseSchema) -> list[str]:
     Returns:
         Real table names, in schema order.
     """
-    keyword_words = [set(_words(p)) for p in phrases]
+    keyword_words = [set(name_words(p)) for p in phrases]
     out = []
     for table in schema.tables:
-        words = set(_words(table.name))
+        words = set(name_words(table.name))
         if words and any(words <= kw for kw in keyword_words):
             out.append(table.name)
     return out
@@ -273,12 +274,12 @@ def columns_named_by(phrases: Iterable[str], schema: DatabaseSchema, tables: Ite
     ``"weight"`` names ``Pets.weight``, ``"release year"`` names ``release_year``; like
     :func:`tables_named`, lexical and limited to tables already linked, to stay precise.
     """
-    keyword_words = [set(_words(p)) for p in phrases]
+    keyword_words = [set(name_words(p)) for p in phrases]
     out = []
     for tname in tables:
         table = schema.table(tname)
         for c in table.columns if table else ():
-            words = set(_words(c.name))
+            words = set(name_words(c.name))
             if words and any(words <= kw for kw in keyword_words):
                 out.append((table.name, c.name))
     return out

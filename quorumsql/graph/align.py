@@ -33,7 +33,8 @@ def align(state: InferenceState, runtime: Runtime[InferenceContext]) -> dict:
         if cand.duplicate_of or not cand.sql or cand.status == "model_error":
             continue
         start = time.monotonic()
-        result = align_sql(db, cand.sql, state=cand.status, error=cand.error, rules=rules)
+        result = align_sql(db, cand.sql, state=cand.status, error=cand.error, rules=rules,
+                            question=state["question"])
         if not result.steps:
             continue
         if result.applied:
