@@ -41,6 +41,16 @@ def test_usage_counts_prompt_tokens_served_from_the_cache():
     assert "(662 from cache)" in UsageReport.from_events([("generate", usage)]).summary()
 
 
+class RecordingChat(FakeListChatModel):
+    """A scripted chat model that keeps the messages it was sent."""
+
+    seen: list = []
+
+    def _call(self, messages, stop=None, run_manager=None, **kwargs):
+        self.seen.append(list(messages))
+        return super()._call(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+
 def _conversation(reply: str):
     return [HumanMessage("question"), AIMessage(reply)]
 
@@ -115,6 +125,15 @@ def test_refiner_revises_empty_results_when_asked(concert_singer):
     r = refine(llm, db, "SELECT Name FROM singer WHERE Country = 'france'", convo, refine_states=["empty"])
     expected = db.execute("SELECT Name FROM singer WHERE Country = 'France'").rows
     assert [a.state for a in r.attempts] == ["empty", "ok"] and r.result.rows == expected
+
+
+def test_refiner_revises_all_null_results_when_asked(concert_singer):
+    db = open_database(concert_singer)
+    llm = RecordingChat(responses=["```sql\nSELECT max(Age) FROM singer WHERE Country = 'France'\n```"])
+    r = refine(llm, db, "SELECT max(Age) FROM singer WHERE Country = 'france'", _conversation("x"),
+               refine_states=["none"])
+    assert [a.state for a in r.attempts] == ["none", "ok"] and r.result.rows == db.execute("SELECT max(Age) FROM singer WHERE Country = 'France'").rows
+    assert "only NULL values" in llm.seen[-1][-1].content
 
 
 def test_classify_states():

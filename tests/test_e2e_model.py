@@ -101,3 +101,25 @@ def test_schema_linking_with_the_real_model(spider_data, embedded_server, tmp_pa
         assert {t.lower() for t in gold.tables} <= linked, (q["query"], link.data["selection"])
         solved += scorer.evaluate(open_database(path), ans.sql, q["query"]).metrics["ex"] == 1
     assert solved >= 2
+
+
+# Spider dev questions over four databases for the balanced preset (index in dev.json).
+BALANCED_QUESTIONS = [0, 89, 261, 429]
+
+
+def test_balanced_preset_on_spider_questions(spider_data, embedded_server):
+    dev = json.loads((spider_data / "dev.json").read_text())
+    pipe = Pipeline(Settings.load(llm_base_url=""), preset="balanced")
+    scorer = Evaluator("spider")
+    outcomes = {}
+    for i in BALANCED_QUESTIONS:
+        q = dev[i]
+        path = spider_db(q["db_id"])
+        ans = pipe.answer(q["question"], path)
+        # every planned candidate was generated, refined and voted on
+        assert len(ans.candidates) >= len(pipe.preset.candidate_plan()), ans.candidates
+        assert ans.confidence.candidates == len(ans.candidates) and 0 < ans.confidence.share <= 1
+        assert ans.usage.total.calls <= 8, ans.usage.summary()
+        outcomes[i] = (scorer.evaluate(open_database(path), ans.sql, q["query"]).metrics["ex"] == 1, ans.sql)
+    print(outcomes)
+    assert sum(ok for ok, _ in outcomes.values()) >= len(BALANCED_QUESTIONS) - 1, outcomes
