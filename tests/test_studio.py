@@ -57,3 +57,55 @@ def test_langgraph_dev_runs_the_inference_graph(concert_singer, embedded_env, tm
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def test_langgraph_dev_lists_and_runs_the_synthesis_graph(concert_singer, tmp_path):
+    """Studio lists the synthesis graph node by node; a seed the execution filter drops needs no model."""
+    import os
+
+    from tests.conftest import _free_port
+
+    exe = shutil.which("langgraph", path=str(Path(sys.executable).parent))
+    assert exe, "langgraph-cli[inmem] is a test dependency"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUORUMSQL_LLM")}
+    env.update(LANGGRAPH_CLI_NO_ANALYTICS="1", LANGSMITH_TRACING="false")
+    log = open(tmp_path / "langgraph.log", "w")
+    proc = subprocess.Popen(
+        [exe, "dev", "--no-browser", "--no-reload", "--port", str(port), "--host", "127.0.0.1"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "langgraph.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{base}/ok", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "langgraph dev did not start in 120 s"
+            time.sleep(1)
+        found = httpx.post(f"{base}/assistants/search", json={"graph_id": "synthesis"}, timeout=30).json()
+        assert found and found[0]["graph_id"] == "synthesis"
+        drawn = httpx.get(f"{base}/assistants/{found[0]['assistant_id']}/graph", timeout=30).json()
+        nodes = {n["id"] for n in drawn["nodes"]}
+        assert {"seed", "execute", "variation", "questions", "judge", "cot", "difficulty", "record"} <= nodes
+        before = concert_singer.read_bytes()
+        r = httpx.post(f"{base}/runs/wait", timeout=300, json={
+            "assistant_id": "synthesis",
+            "input": {"kind": "sql", "db": str(concert_singer), "sql": "DELETE FROM singer"}})
+        assert r.status_code == 200, r.text
+        out = r.json()
+        [record] = out["records"]
+        assert record["dropped_by"] == "write" and record["status"] == "dropped"
+        assert [e["node"] for e in out["trace"]] == ["seed", "execute", "record"]
+        assert concert_singer.read_bytes() == before
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
