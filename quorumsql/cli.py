@@ -7,30 +7,43 @@ nothing prints a traceback unless ``QUORUMSQL_DEBUG=1``.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import decimal
+import contextlib
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from quorumsql.errors import QuorumSQLError
+from quorumsql.records import jsonable
 
 # Modules that add their own subcommands with ``register(subparsers)``.
-_SUBCOMMAND_MODULES = ("quorumsql.metadata.cli", "quorumsql.benchmarks.cli")
+_SUBCOMMAND_MODULES = ("quorumsql.metadata.cli", "quorumsql.benchmarks.cli", "quorumsql.synthesis.cli")
 
 
-def jsonable(value: Any) -> Any:
-    """Make a result cell JSON-safe: Decimal -> float, dates -> ISO text, bytes -> hex."""
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, (_dt.date, _dt.datetime, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).hex()
-    return value
+@contextlib.contextmanager
+def termination_as_interrupt():
+    """Within the block, SIGTERM (kill, timeouts) and SIGHUP (a closed terminal) raise
+    KeyboardInterrupt, so a long run ends the way Ctrl-C ends it: cleanly, with its state
+    recorded. Outside the main thread (where signals cannot be handled) it does nothing.
+    """
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        def _interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        for name in ("SIGTERM", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                previous[signum] = signal.signal(signum, _interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def answer_json(ans) -> dict:

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from quorumsql.llm.usage import Usage, UsageReport
+
+
+def jsonable(value: Any) -> Any:
+    """A result cell as JSON can hold it: Decimal -> float, dates -> ISO text, bytes -> hex."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (_dt.date, _dt.datetime, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return value
 
 
 class Attempt(BaseModel):

@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 import tomllib
 from pathlib import Path
 
+from quorumsql.cli import termination_as_interrupt
 from quorumsql.errors import ConfigError, InputError
 
 DEFAULT_EX = {"spider": "spider", "bird": "bird", "jsonl": "bird"}
@@ -123,7 +122,11 @@ def _bench_linking(args, settings, dataset, examples) -> int:
     from tqdm import tqdm
 
     from quorumsql.api import Pipeline
-    from quorumsql.benchmarks.linking import format_summary, run_linking, summarize_linking
+    from quorumsql.benchmarks.linking import (
+        format_summary,
+        run_linking,
+        summarize_linking,
+    )
 
     if args.baseline:
         raise InputError("--task linking measures presets; a baseline has no linking stage")
@@ -137,7 +140,11 @@ def _bench_linking(args, settings, dataset, examples) -> int:
                 pipe.set_descriptions(ex.db, dataset.descriptions[ex.db_id])
         ids = {e.id for e in examples}
         if args.rescore:
-            from quorumsql.benchmarks.linking import RESULTS, read_linking_results, rescore_linking
+            from quorumsql.benchmarks.linking import (
+                RESULTS,
+                read_linking_results,
+                rescore_linking,
+            )
 
             path = Path(args.out) / name / RESULTS
             if not path.is_file():
@@ -197,28 +204,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "selection": {"limit": args.limit, "sample": args.sample, "seed": args.seed, "db_ids": args.db_ids},
         "loaded": len(dataset.examples), "warnings": dataset.warnings[:50],
     }
-    previous: dict[int, object] = {}
-    if threading.current_thread() is threading.main_thread():
-        def _term(signum, frame):  # a kill becomes a clean interruption (run.json records it)
-            raise KeyboardInterrupt
-
-        # SIGTERM (kill, timeouts) and SIGHUP (closed terminal, ssh drop) end the run the way
-        # Ctrl-C does; SIGKILL cannot be caught, results.jsonl is safe anyway
-        for name in ("SIGTERM", "SIGHUP"):
-            signum = getattr(signal, name, None)
-            if signum is not None:
-                previous[signum] = signal.signal(signum, _term)
+    # a kill ends the run the way Ctrl-C does (run.json records it); SIGKILL cannot be caught,
+    # results.jsonl is safe anyway
     try:
-        outcome = runner.run(examples, resume=args.resume, dataset_info=dataset_info)
+        with termination_as_interrupt():
+            outcome = runner.run(examples, resume=args.resume, dataset_info=dataset_info)
     except KeyboardInterrupt:
         # finished questions are on disk; do not wait for the questions in flight
         print(f"interrupted: finished questions are saved in {Path(args.out) / 'results.jsonl'}; "
               "rerun the same command with --resume to continue", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(130)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     summary = summarize(load_run(args.out))
     print(outcome.message)
     if summary["n"]:
