@@ -766,3 +766,24 @@ def test_langgraph_json_lists_the_synthesis_graph():
     assert isinstance(synthesis, CompiledStateGraph)
     assert {"seed", "execute", "variation", "questions", "judge", "cot", "difficulty", "record"} <= set(
         synthesis.get_graph().nodes)
+
+
+def test_a_seeded_sample_of_seed_sql_spreads_over_many_databases():
+    import argparse
+
+    from quorumsql.synthesis.cli import build_seeds
+
+    path = require_shared(SPIDER / "train_gold.sql")
+
+    def seeds(**kw):
+        ns = dict(seed_sql=str(path), pairs=None, data=str(SPIDER), db=None, db_ids=None, limit=None, sample=None,
+                  seed=0, questions_first=False, complexity=None)
+        ns.update(kw)
+        return build_seeds(argparse.Namespace(**ns))[0]
+
+    first = seeds(limit=50)
+    drawn = seeds(sample=50)
+    assert len(drawn) == 50 and [s.line for s in drawn] == sorted(s.line for s in drawn)
+    assert len({s.db_id for s in first}) <= 2 < 20 <= len({s.db_id for s in drawn})
+    assert [s.line for s in seeds(sample=50)] == [s.line for s in drawn]  # the same seed, the same sample
+    assert [s.line for s in seeds(sample=50, seed=1)] != [s.line for s in drawn]

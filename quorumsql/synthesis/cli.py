@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import sys
 from pathlib import Path
@@ -57,6 +58,9 @@ def register(subparsers) -> None:
     src.add_argument("--questions-first", action="store_true", help="database-alone seeds: write questions "
                      "first and answer them with the inference graph (ASASQL's forward path)")
     src.add_argument("--limit", type=int, metavar="N", help="first N seeds")
+    src.add_argument("--sample", type=int, metavar="N",
+                     help="N seeds drawn at random with --seed (kept in file order), so that a few "
+                          "seeds cover many databases; with --limit, the sample is taken first")
     work = synth.add_argument_group("work per seed")
     work.add_argument("--variants", type=int, default=1, metavar="N",
                       help="SQL variants per seed SQL (default 1; 0: none)")
@@ -157,11 +161,15 @@ def build_seeds(args: argparse.Namespace):
     if args.db_ids and (args.seed_sql or args.pairs):
         wanted = set(args.db_ids)
         seeds = [s for s in seeds if s.kind in ("schema", "questions") or s.db_id in wanted]
+    if args.sample is not None and args.sample < len(seeds):
+        chosen = sorted(random.Random(args.seed).sample(range(len(seeds)), args.sample))
+        seeds = [seeds[i] for i in chosen]
     if args.limit is not None:
         seeds = seeds[:args.limit]
     if not seeds:
         raise InputError("no seed selected" + (f" ({len(problems)} pair line(s) skipped)" if problems else ""))
     config = {"seed_sql": _abs(args.seed_sql), "pairs": _abs(args.pairs), "data": _abs(args.data),
+              "sample": args.sample, "sample_seed": args.seed if args.sample is not None else None,
               "db": _redact(args.db), "db_ids": args.db_ids, "database_alone": alone}
     return seeds, problems, config
 
@@ -183,6 +191,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if not args.out:
         raise InputError("--out DIR is required: the run directory for records.jsonl and the exports")
     _positive(args.limit, "--limit")
+    _positive(args.sample, "--sample")
     _positive(args.clusters, "--clusters")
     _positive(args.per_cluster, "--per-cluster")
     if not 0.0 < args.dedup_threshold <= 1.0:
