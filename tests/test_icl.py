@@ -174,7 +174,8 @@ def test_pool_lines_are_read_tolerantly(tmp_path):
     assert [(e.db_id, e.sql, e.evidence) for e in examples] == [
         ("a", "SELECT count(*) FROM cars", ""), ("b", "SELECT count(*) FROM cars", "cars = vehicles"), ("c", "SELECT 1 FROM t", "")]
     assert skipped == 4
-    assert problems == ["line 4: not JSON", "line 5: not a JSON object", "line 6: no SQL", "line 7: the SQL does not parse as a query"]
+    assert [p.split(" (")[0] for p in problems] == [
+        "line 4: not JSON", "line 5: not a JSON object", "line 6: no SQL", "line 7: the SQL does not parse as a query"]
 
 
 def test_an_edited_pool_file_is_indexed_again(tmp_path):

@@ -30,7 +30,6 @@ shows each with the minimal schema its SQL needs. This module is that pool:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ import numpy as np
 
 from quorumsql.agents.skeleton import SKELETON_VERSION, mask_question, sql_values
 from quorumsql.errors import ConfigError, DatabaseError
+from quorumsql.jsonl import json_objects
 from quorumsql.metadata.column_index import chroma_client
 
 __all__ = [
@@ -172,16 +172,9 @@ def read_pool(path: str | os.PathLike) -> tuple[list[Example], int, list[str]]:
         if len(problems) < 5:
             problems.append(f"line {line}: {why}")
 
-    for number, raw in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError:
-            skip(number, "not JSON")
-            continue
-        if not isinstance(row, dict):
-            skip(number, "not a JSON object")
+    for number, row, problem in json_objects(data.decode("utf-8", errors="replace").splitlines()):
+        if problem:
+            skip(number, problem)
             continue
         question, db_id = _text(row.get("question")), _text(row.get("db_id"))
         sql = next((s for s in (_text(row.get(k)) for k in _SQL_KEYS) if s), None)

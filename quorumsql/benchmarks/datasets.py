@@ -28,6 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from quorumsql.errors import InputError
+from quorumsql.jsonl import json_objects
 
 DatasetKind = Literal["spider", "bird", "jsonl"]
 
@@ -277,16 +278,9 @@ def load_jsonl(path: str | Path) -> Dataset:
     warnings: list[str] = []
     examples: list[Example] = []
     seen: set[str] = set()
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            warnings.append(f"{path.name}:{n}: malformed JSON line skipped ({exc.msg})")
-            continue
-        if not isinstance(item, dict):
-            warnings.append(f"{path.name}:{n}: not a JSON object, skipped")
+    for n, item, problem in json_objects(text.splitlines()):
+        if problem:
+            warnings.append(f"{path.name}:{n}: {problem}, skipped")
             continue
         question = item.get("question")
         db = next((item[k] for k in _DB_KEYS if item.get(k)), None)

@@ -51,6 +51,7 @@ from quorumsql.benchmarks.judge import Judge
 from quorumsql.benchmarks.systems import Prediction, System
 from quorumsql.db import Database, open_database
 from quorumsql.errors import ConfigError, DatabaseError, ModelError, QuorumSQLError
+from quorumsql.jsonl import json_objects
 
 try:
     import fcntl
@@ -108,15 +109,11 @@ def read_results(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
     if not path.is_file():
         return [], warnings
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
+        for n, rec, problem in json_objects(fh):
+            if problem and problem.startswith("not JSON"):
                 warnings.append(f"{path}:{n}: unreadable line skipped (truncated write?)")
                 continue
-            if not isinstance(rec, dict) or "id" not in rec:
+            if not rec or "id" not in rec:
                 warnings.append(f"{path}:{n}: not a result record, skipped")
                 continue
             by_id[str(rec["id"])] = rec

@@ -20,7 +20,6 @@ the reason, so every input line is accounted for in the run's records.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from quorumsql.errors import InputError
+from quorumsql.jsonl import json_objects
 from quorumsql.synthesis.records import SeedKind
 
 _DB_ID = re.compile(r"^[A-Za-z0-9_.$-]+$")
@@ -205,16 +205,9 @@ def read_pairs(path: str | Path, locator: DatabaseLocator | None) -> tuple[list[
     p = Path(path)
     seeds: list[Seed] = []
     problems: list[str] = []
-    for number, raw in enumerate(_read_text(p, "pairs file").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{p.name}:{number}: not JSON ({exc.msg}), skipped")
-            continue
-        if not isinstance(row, dict):
-            problems.append(f"{p.name}:{number}: not a JSON object, skipped")
+    for number, row, problem in json_objects(_read_text(p, "pairs file").splitlines()):
+        if problem:
+            problems.append(f"{p.name}:{number}: {problem}, skipped")
             continue
         question = row.get("question")
         sql = next((row[k] for k in _SQL_KEYS if isinstance(row.get(k), str) and row[k].strip()), None)

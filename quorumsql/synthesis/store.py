@@ -37,6 +37,7 @@ from quorumsql.benchmarks.runner import (
     repair_results_tail,
 )
 from quorumsql.errors import ConfigError
+from quorumsql.jsonl import json_objects
 from quorumsql.synthesis.records import SynthRecord
 
 RECORDS_FILE = "records.jsonl"
@@ -67,15 +68,11 @@ def read_records(out: str | Path) -> tuple[list[SynthRecord], list[str]]:
         return [], warnings
     rows: list[dict[str, Any]] = []
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
+        for n, row, problem in json_objects(fh):
+            if problem and problem.startswith("not JSON"):
                 warnings.append(f"{path}:{n}: unreadable line skipped (truncated write?)")
                 continue
-            if not isinstance(row, dict) or not row.get("id") or not row.get("seed_id"):
+            if not row or not row.get("id") or not row.get("seed_id"):
                 warnings.append(f"{path}:{n}: not a synthesis record, skipped")
                 continue
             rows.append(row)
