@@ -166,3 +166,24 @@ def test_old_records_without_system_seconds_stay_readable(two_runs, tmp_path):
     assert any("5 result(s) carry no system_seconds" in w for w in run.warnings)
     assert main(["report", str(old)]) == 0
     assert "carry no system_seconds" in (old / "report.md").read_text()
+
+
+def test_prompt_tokens_read_and_cached_and_unknown_for_older_runs(two_runs, tmp_path):
+    a, _ = two_runs
+    run = tmp_path / "cached-run"
+    shutil.copytree(a, run)
+    recs = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    for i, rec in enumerate(recs):
+        rec["usage"] = dict(rec["usage"] or {}, prompt_tokens=1000, cached_tokens=100 * i)
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    s = summarize(load_run(run))
+    assert s["cached_tokens"] == pytest.approx(450) and s["read_tokens"] == pytest.approx(550)
+    assert main(["report", str(run)]) == 0
+    assert "| … read / served from cache | 550 / 450 |" in (run / "report.md").read_text()
+    for rec in recs:  # a run recorded before the cache was counted
+        del rec["usage"]["cached_tokens"]
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    s = summarize(load_run(run))
+    assert s["cached_tokens"] is None and s["read_tokens"] is None
+    assert main(["report", str(run)]) == 0
+    assert "| … read / served from cache | – |" in (run / "report.md").read_text()

@@ -163,6 +163,12 @@ def _bench_linking(args, settings, dataset, examples) -> int:
     return 0
 
 
+def _cache_note(summary: dict) -> str:
+    if summary.get("read_tokens") is None:
+        return ""
+    return f" ({summary['read_tokens']:.0f} read, {summary['cached_tokens']:.0f} from cache)"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Handler of ``quorumsql bench``; returns the exit code (see the module docstring)."""
     from quorumsql.benchmarks.datasets import load_dataset
@@ -221,8 +227,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ex = "–" if summary["ex"] is None else f"{summary['ex']:.1f}%"
         print(
             f"{summary['system']}: EX {ex} over {summary['n']} question(s); per question "
-            f"{summary['prompt_tokens']:.0f} prompt ({summary['read_tokens']:.0f} read, "
-            f"{summary['cached_tokens']:.0f} from cache) + {summary['completion_tokens']:.0f} completion tokens, "
+            f"{summary['prompt_tokens']:.0f} prompt{_cache_note(summary)} + {summary['completion_tokens']:.0f} "
+            "completion tokens, "
             f"{summary['llm_calls']:.2f} LLM calls, {summary['system_seconds']:.1f} s answering "
             f"(system time; {summary['seconds']:.1f} s with gold execution and scoring)"
         )

@@ -140,8 +140,10 @@ def summarize(run: RunData) -> dict[str, Any]:
     }
     usages = [r.get("usage") or {} for r in done]
     out["prompt_tokens"] = _mean([u.get("prompt_tokens", 0) for u in usages])
-    out["cached_tokens"] = _mean([u.get("cached_tokens", 0) for u in usages])
-    out["read_tokens"] = _mean([u.get("prompt_tokens", 0) - u.get("cached_tokens", 0) for u in usages])
+    # runs recorded before the cache was counted have no ``cached_tokens``: unknown, not 0
+    counted = [u for u in usages if "cached_tokens" in u]
+    out["cached_tokens"] = _mean([u["cached_tokens"] for u in counted])
+    out["read_tokens"] = _mean([u.get("prompt_tokens", 0) - u["cached_tokens"] for u in counted])
     out["completion_tokens"] = _mean([u.get("completion_tokens", 0) for u in usages])
     out["tokens"] = _mean([u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usages])
     out["llm_calls"] = _mean([r.get("llm_calls", 0) for r in done])
