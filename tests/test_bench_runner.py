@@ -664,7 +664,7 @@ def test_run_json_is_replaced_only_after_it_is_on_disk(tmp_path, monkeypatch):
     target.write_text('{"status": "old"}')
     monkeypatch.setattr(runner_mod.os, "fsync", fsync)
     monkeypatch.setattr(runner_mod.os, "replace", replace)
-    runner_mod._write_json_atomic(target, {"status": "new"})
+    runner_mod.write_json_atomic(target, {"status": "new"})
     monkeypatch.undo()
     assert events == [("fsync", str(tmp_path / "run.json.tmp")), ("replace", str(target)),
                       ("fsync", str(tmp_path))]

@@ -247,7 +247,7 @@ class ResultWriter:
                 self._fd = None
 
 
-def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
     """Replace ``path`` by ``doc`` so that a crash leaves the old or the new file, never a mix.
 
     Written to ``<name>.tmp`` (callers hold the run lock, so the name is free), fsync'ed,
@@ -267,7 +267,7 @@ def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
     _fsync_dir(path.parent)
 
 
-class _RunLock:
+class RunLock:
     """Exclusive advisory lock on ``RUN_DIR/run.lock`` (``fcntl.flock``; none where missing).
 
     Raises:
@@ -585,7 +585,7 @@ class BenchmarkRunner:
         ids = [e.id for e in examples]
         if len(set(ids)) != len(ids):
             raise ConfigError("question ids are not unique in the selected dataset")
-        lock = _RunLock(self.run_dir)
+        lock = RunLock(self.run_dir)
         lock.acquire()
         try:
             return self._run_locked(examples, ids, resume=resume, dataset_info=dataset_info,
@@ -684,7 +684,7 @@ class BenchmarkRunner:
         if resume and previous:
             doc.setdefault("resumed_at", []).append(_now())
         try:
-            _write_json_atomic(run_path, doc)
+            write_json_atomic(run_path, doc)
         except OSError as exc:
             raise ConfigError(f"cannot write {run_path}: {exc}") from None
         if done_ids:
@@ -712,7 +712,7 @@ class BenchmarkRunner:
                        counts={"done": done, "total": len(examples)},
                        message=f"interrupted after {done} of {len(examples)} questions; rerun with --resume")
             try:
-                _write_json_atomic(run_path, doc)
+                write_json_atomic(run_path, doc)
             except OSError:  # the interruption is what the caller must see
                 pass
             raise
@@ -725,7 +725,7 @@ class BenchmarkRunner:
             doc.update(status="failed", updated_at=_now(), counts={"done": done, "total": len(examples)},
                        message=message)
             try:
-                _write_json_atomic(run_path, doc)
+                write_json_atomic(run_path, doc)
             except OSError:
                 pass
             if isinstance(exc, OSError):
@@ -760,7 +760,7 @@ class BenchmarkRunner:
                    counts={"done": outcome.done, "total": len(examples), "skipped": outcome.skipped,
                            "model_failures_last_session": outcome.model_failures,
                            "errors_last_session": outcome.errors})
-        _write_json_atomic(run_path, doc)
+        write_json_atomic(run_path, doc)
         return outcome
 
     def _loop(

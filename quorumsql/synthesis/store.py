@@ -31,10 +31,10 @@ from pydantic import ValidationError
 
 from quorumsql.benchmarks.runner import (
     ResultWriter,
-    _RunLock,
-    _write_json_atomic,
+    RunLock,
     code_version,
     repair_results_tail,
+    write_json_atomic,
 )
 from quorumsql.errors import ConfigError
 from quorumsql.jsonl import json_objects
@@ -142,7 +142,7 @@ class RecordStore:
         self.run_path = self.out / RUN_FILE
         self.doc: dict[str, Any] = {}
         self.warnings: list[str] = []
-        self._lock: _RunLock | None = None
+        self._lock: RunLock | None = None
         self._writer: ResultWriter | None = None
 
     # -- opening --------------------------------------------------------------------------
@@ -159,7 +159,7 @@ class RecordStore:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create the output directory {self.out}: {exc}") from None
-        self._lock = _RunLock(self.out)
+        self._lock = RunLock(self.out)
         try:
             self._lock.acquire()
         except ConfigError:
@@ -230,7 +230,7 @@ class RecordStore:
         self.doc.update(updates)
         self.doc["updated_at"] = now()
         try:
-            _write_json_atomic(self.run_path, self.doc)
+            write_json_atomic(self.run_path, self.doc)
         except OSError as exc:
             raise ConfigError(f"cannot write {self.run_path}: {exc}") from None
 
