@@ -430,3 +430,26 @@ def test_selection_end_to_end_on_real_embeddings(embedder):
     # singer cluster: "Count the singers." (judge 0.5, agreement 0.1) is the least certain;
     # stadium cluster: judge 0.25 with full agreement is a contradiction and beats 1.0 / 0.3
     assert pick_for_review(u, labels) == [5, 3]
+
+
+class SeedRecordingChat(FakeListChatModel):
+    """A scripted chat model that keeps the sampling seed of every call."""
+
+    seeds: list = []
+
+    def _call(self, messages, stop=None, run_manager=None, **kwargs):
+        self.seeds.append(kwargs.get("seed"))
+        return super()._call(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+
+def test_variation_and_question_writing_send_repeatable_seeds(singer_schema):
+    llm = SeedRecordingChat(responses=["```sql\nSELECT name FROM singer WHERE age > 30\n```",
+                                       "```sql\nSELECT count(*) FROM singer\n```"])
+    vary_sql(llm, "SELECT name FROM singer", singer_schema, n=2, seed=7)
+    assert llm.seeds == [7, 8]
+    writer = SeedRecordingChat(responses=["QUESTION: Which singers are there?\nEVIDENCE: none"] * 2)
+    write_questions(writer, "SELECT name FROM singer", singer_schema, n=2, seed=3)
+    assert writer.seeds == [3, 4]
+    unseeded = SeedRecordingChat(responses=["QUESTION: Which singers are there?\nEVIDENCE: none"])
+    write_questions(unseeded, "SELECT name FROM singer", singer_schema, n=1)
+    assert unseeded.seeds == [None]

@@ -160,6 +160,7 @@ def write_questions(
     columns: Sequence[str] | None = None,
     preview: Sequence[Sequence[Any]] | None = None,
     temperature: float = 0.7,
+    seed: int | None = None,
 ) -> tuple[list[QuestionDraft], Usage]:
     """Write ``n`` candidate questions for ``sql``, each in a style, with evidence where needed.
 
@@ -178,6 +179,7 @@ def write_questions(
         columns: the query's result column names, shown to the model.
         preview: the first rows of its result (at most 5 are shown).
         temperature: sampling temperature.
+        seed: base sampling seed; call ``i`` sends ``seed + i`` (None: unseeded), so a run repeats.
 
     Returns:
         ``(drafts, usage)``: one draft per reply that held a question (replies without one are
@@ -194,10 +196,11 @@ def write_questions(
     shown = format_preview(columns, preview)
     drafts: list[QuestionDraft] = []
     usage = Usage()
-    for style in plan:
+    for i, style in enumerate(plan):
         user = HumanMessage(WRITER_USER.format(schema=schema_text, sql=sql.strip(), preview=shown,
                                                style=style, guide=STYLE_GUIDE[style]))
-        text, u = invoke(llm, [system, user], temperature=temperature, max_tokens=160)
+        options = {"seed": seed + i} if seed is not None else {}
+        text, u = invoke(llm, [system, user], temperature=temperature, max_tokens=160, **options)
         usage = usage + u
         parsed = parse_draft(text)
         if parsed is not None:

@@ -177,6 +177,7 @@ def vary_sql(
     dialect: str = "sqlite",
     temperature: float = 0.8,
     max_tokens: int = 512,
+    seed: int | None = None,
 ) -> tuple[list[str], Usage]:
     """Write up to ``n`` variants of ``sql``: equivalent rewrites or closely related queries.
 
@@ -192,6 +193,7 @@ def vary_sql(
         dialect: sqlglot dialect of the database.
         temperature: sampling temperature.
         max_tokens: completion budget per call.
+        seed: base sampling seed; call ``i`` sends ``seed + i`` (None: unseeded).
 
     Returns:
         ``(variants, usage)``. The input itself (same :func:`normalize_sql` form), repeats and
@@ -210,7 +212,8 @@ def vary_sql(
     usage = Usage()
     for i in range(n):
         user = HumanMessage(VARY_USER.format(schema=schema_text, sql=sql.strip(), kind=VARIATION_KINDS[i % len(VARIATION_KINDS)]))
-        text, u = invoke(llm, [system, user], temperature=temperature, max_tokens=max_tokens)
+        options = {"seed": seed + i} if seed is not None else {}
+        text, u = invoke(llm, [system, user], temperature=temperature, max_tokens=max_tokens, **options)
         usage = usage + u
         _add_unique(found, seen, extract_sql(text), dialect)
     return found, usage

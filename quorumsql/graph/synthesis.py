@@ -344,7 +344,7 @@ def variation(state: SynthesisState, runtime: Runtime[SynthesisContext]) -> dict
         began = time.monotonic()
         try:
             variants, usage = sql_synthesizer.vary_sql(llm, d.sql or "", state["schema_text"], n=opts.variants,
-                                                       dialect=dialect)
+                                                       dialect=dialect, seed=opts.seed)
         except InputError:
             variants, usage = [], Usage()
         total = total + usage
@@ -380,7 +380,7 @@ def questions(state: SynthesisState, runtime: Runtime[SynthesisContext]) -> dict
         try:
             written, usage = question_writer.write_questions(
                 llm, d.sql or "", state["schema_text"], styles=opts.styles, n=opts.questions,
-                dialect=d.dialect, columns=d.columns, preview=d.preview,
+                dialect=d.dialect, columns=d.columns, preview=d.preview, seed=opts.seed,
             )
         except InputError as exc:
             written, usage = [], Usage()
