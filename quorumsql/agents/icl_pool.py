@@ -41,7 +41,7 @@ import numpy as np
 from quorumsql.agents.skeleton import SKELETON_VERSION, mask_question, sql_values
 from quorumsql.errors import ConfigError, DatabaseError
 from quorumsql.jsonl import json_objects
-from quorumsql.metadata.column_index import chroma_client
+from quorumsql.metadata.column_index import chroma_client, replace_collection
 
 __all__ = [
     "MAX_EXAMPLES", "Example", "ExamplePool", "Neighbours", "ScoredExample", "load_pool", "read_pool", "sql_tables",
@@ -262,22 +262,11 @@ class ExamplePool:
         col = client.get_or_create_collection(COLLECTION, embedding_function=None, metadata={"hnsw:space": "cosine"})
         if col.count() == len(examples):
             return col
-        try:
-            client.delete_collection(COLLECTION)
-        except Exception:  # chromadb raises different types across versions when it is absent
-            pass
-        col = client.get_or_create_collection(COLLECTION, embedding_function=None, metadata={"hnsw:space": "cosine"})
-        vectors = np.asarray(embedder.embed([e.skeleton for e in examples]), dtype=np.float32)
-        batch = 4000
-        for s in range(0, len(examples), batch):
-            part = examples[s:s + batch]
-            col.add(
-                ids=[str(e.id) for e in part],
-                embeddings=vectors[s:s + batch].tolist(),
-                documents=[e.skeleton for e in part],
-                metadatas=[{"db_id": e.db_id.lower(), "multi": e.multi_table} for e in part],
-            )
-        return col
+        return replace_collection(
+            client, COLLECTION, vectors=embedder.embed([e.skeleton for e in examples]),
+            ids=[str(e.id) for e in examples], documents=[e.skeleton for e in examples],
+            metadatas=[{"db_id": e.db_id.lower(), "multi": e.multi_table} for e in examples],
+        )
 
     def _query(self, vector: list[float], where: dict | None, n: int) -> list[ScoredExample]:
         if n <= 0:

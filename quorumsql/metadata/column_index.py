@@ -50,6 +50,31 @@ def chroma_client(path: Path):
     return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
 
 
+def replace_collection(client, name: str, *, ids: Sequence[str], vectors: np.ndarray,
+                       documents: Sequence[str], metadatas: Sequence[dict]):
+    """Drop the cosine collection ``name`` if it exists and fill a new one, 4,000 rows per add.
+
+    Args:
+        client: a :func:`chroma_client`.
+        ids, documents, metadatas: one per row.
+        vectors: ``(len(ids), d)`` embeddings, L2-normalised.
+
+    Returns:
+        The new collection.
+    """
+    try:
+        client.delete_collection(name)
+    except Exception:  # chromadb raises different types across versions when it is absent
+        pass
+    col = client.get_or_create_collection(name, embedding_function=None, metadata={"hnsw:space": "cosine"})
+    vectors = np.asarray(vectors, dtype=np.float32)
+    batch = 4000
+    for s in range(0, len(ids), batch):
+        col.add(ids=list(ids[s:s + batch]), embeddings=vectors[s:s + batch].tolist(),
+                documents=list(documents[s:s + batch]), metadatas=list(metadatas[s:s + batch]))
+    return col
+
+
 class ColumnIndex:
     """Nearest columns to a text, by cosine similarity of MiniLM embeddings.
 
@@ -82,21 +107,12 @@ class ColumnIndex:
         """
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
-        client = chroma_client(p)
-        try:
-            client.delete_collection(COLLECTION)
-        except Exception:  # chromadb raises different types across versions when it is absent
-            pass
-        col = client.get_or_create_collection(COLLECTION, embedding_function=None, metadata={"hnsw:space": "cosine"})
-        batch = 4000
-        for s in range(0, len(profiles), batch):
-            part = profiles[s:s + batch]
-            col.add(
-                ids=[f"{i + s}:{c.table}.{c.name}" for i, c in enumerate(part)],
-                embeddings=vectors[s:s + batch].astype(np.float32).tolist(),
-                documents=[column_text(c) for c in part],
-                metadatas=[{"table": c.table, "column": c.name} for c in part],
-            )
+        col = replace_collection(
+            chroma_client(p), COLLECTION, vectors=vectors,
+            ids=[f"{i}:{c.table}.{c.name}" for i, c in enumerate(profiles)],
+            documents=[column_text(c) for c in profiles],
+            metadatas=[{"table": c.table, "column": c.name} for c in profiles],
+        )
         index = cls(p, embedder)
         index._collection = col
         return index
