@@ -25,10 +25,11 @@ _SUBCOMMAND_MODULES = ("quorumsql.metadata.cli", "quorumsql.benchmarks.cli", "qu
 
 
 @contextlib.contextmanager
-def termination_as_interrupt():
-    """Within the block, SIGTERM (kill, timeouts) and SIGHUP (a closed terminal) raise
-    KeyboardInterrupt, so a long run ends the way Ctrl-C ends it: cleanly, with its state
-    recorded. Outside the main thread (where signals cannot be handled) it does nothing.
+def interruptible_run(saved: str):
+    """A long run (bench, synth) that Ctrl-C, SIGTERM (kill, timeouts) or SIGHUP (a closed
+    terminal) ends cleanly: the run records its state, one line says where the finished work
+    is (``saved``) and how to continue, and the process exits with 130 at once, without waiting
+    for work in flight. Outside the main thread signals are left alone (they cannot be handled).
     """
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
@@ -41,6 +42,10 @@ def termination_as_interrupt():
                 previous[signum] = signal.signal(signum, _interrupt)
     try:
         yield
+    except KeyboardInterrupt:
+        print(f"interrupted: {saved}; rerun the same command with --resume to continue", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tomllib
 from pathlib import Path
 
-from quorumsql.cli import termination_as_interrupt
+from quorumsql.cli import interruptible_run
 from quorumsql.errors import ConfigError, InputError
 
 DEFAULT_EX = {"spider": "spider", "bird": "bird", "jsonl": "bird"}
@@ -210,17 +209,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "selection": {"limit": args.limit, "sample": args.sample, "seed": args.seed, "db_ids": args.db_ids},
         "loaded": len(dataset.examples), "warnings": dataset.warnings[:50],
     }
-    # a kill ends the run the way Ctrl-C does (run.json records it); SIGKILL cannot be caught,
-    # results.jsonl is safe anyway
-    try:
-        with termination_as_interrupt():
-            outcome = runner.run(examples, resume=args.resume, dataset_info=dataset_info)
-    except KeyboardInterrupt:
-        # finished questions are on disk; do not wait for the questions in flight
-        print(f"interrupted: finished questions are saved in {Path(args.out) / 'results.jsonl'}; "
-              "rerun the same command with --resume to continue", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(130)
+    # SIGKILL cannot be caught; results.jsonl is safe anyway
+    with interruptible_run(f"finished questions are saved in {Path(args.out) / 'results.jsonl'}"):
+        outcome = runner.run(examples, resume=args.resume, dataset_info=dataset_info)
     summary = summarize(load_run(args.out))
     print(outcome.message)
     if summary["n"]:

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import sys
 from pathlib import Path
 
-from quorumsql.cli import termination_as_interrupt
+from quorumsql.cli import interruptible_run
 from quorumsql.errors import ConfigError, InputError
 
 
@@ -218,14 +217,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
                              max_model_failures=args.max_model_failures, dedup_threshold=args.dedup_threshold,
                              clusters=args.clusters, per_cluster=args.per_cluster, sft_answer=args.sft_answer)
     print(f"synthesizing from {len(seeds)} seed(s) into {args.out}", file=sys.stderr, flush=True)
-    try:
-        with termination_as_interrupt():  # a kill ends the run cleanly (run.json records it)
-            result = runner.run(seeds, resume=args.resume, seeds_config=seeds_config)
-    except KeyboardInterrupt:
-        print(f"interrupted: finished seeds are saved in {Path(args.out) / 'records.jsonl'}; "
-              "rerun the same command with --resume to continue", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(130)
+    with interruptible_run(f"finished seeds are saved in {Path(args.out) / 'records.jsonl'}"):
+        result = runner.run(seeds, resume=args.resume, seeds_config=seeds_config)
     print(result.message)
     _print_summary(result.summary)
     return {"finished": 0, "incomplete": 1, "stopped": 3}.get(result.status, 1)
