@@ -324,6 +324,7 @@ def result_record(
 
     Fields: ``id``, ``db_id``, ``question``, ``evidence``, ``difficulty``, ``gold_sql``,
     ``status`` (``done`` | ``skipped``), ``pred_sql``, ``candidates``, ``agreement``,
+    ``decided_by`` (``vote`` | ``selector`` | ``none``; None for baselines),
     ``metrics`` (``ex``, ``ex_bird``, ``ex_spider``, ``soft_f1``, optional ``rves``, ``qse``,
     ``sse``), ``pred_exec`` / ``gold_exec`` (status, error, rows, seconds), ``judge`` (reasons),
     ``usage`` (prompt_tokens, completion_tokens, calls, model seconds), ``llm_calls``,
@@ -345,6 +346,7 @@ def result_record(
         "pred_sql": pred.sql if pred else None,
         "candidates": pred.candidates if pred else [],
         "agreement": pred.agreement if pred else None,
+        "decided_by": pred.decided_by if pred else None,
         "metrics": metrics or {},
         "pred_exec": pred_exec,
         "gold_exec": gold_exec,

@@ -50,8 +50,12 @@ class Prediction(BaseModel):
 
     Attributes:
         sql: the final SQL, None when the system produced none.
-        candidates: per candidate ``{id, generator, temperature, sql, status, votes, result_key}``.
+        candidates: per candidate ``{id, generator, temperature, sql, status, votes, result_key,
+            revisions, duplicate_of}`` and ``refined_sql`` (the refiner's last SQL) when the
+            align stage rewrote it.
         agreement: votes of the chosen candidate / number of candidates (None without candidates).
+        decided_by: ``vote``, ``selector`` or ``none`` (:class:`quorumsql.records.Confidence`);
+            None for baselines.
         usage: model cost (tokens, calls, model seconds).
         seconds: wall-clock seconds of the whole answer.
         error: why there is no answer, if so.
@@ -61,6 +65,7 @@ class Prediction(BaseModel):
     sql: str | None = None
     candidates: list[dict[str, Any]] = Field(default_factory=list)
     agreement: float | None = None
+    decided_by: str | None = None
     usage: Usage = Field(default_factory=Usage)
     seconds: float = 0.0
     error: str | None = None
@@ -115,11 +120,15 @@ class PipelineSystem:
                 {
                     "id": c.id, "generator": c.generator, "temperature": c.temperature,
                     "sql": c.sql, "status": c.status, "votes": c.votes, "result_key": c.result_key,
-                    "revisions": c.revisions,
+                    "revisions": c.revisions, "duplicate_of": c.duplicate_of,
+                    # the refiner's last SQL when the align stage rewrote it (for ablations)
+                    **({"refined_sql": c.attempts[-1].sql}
+                       if c.attempts and c.attempts[-1].sql and c.attempts[-1].sql != c.sql else {}),
                 }
                 for c in ans.candidates
             ],
             agreement=(chosen.votes / len(ans.candidates)) if chosen and ans.candidates else None,
+            decided_by=ans.confidence.decided_by,
             usage=ans.usage.total,
             seconds=ans.seconds,
             error=ans.error,
