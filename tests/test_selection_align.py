@@ -319,3 +319,16 @@ def test_output_alignment_leaves_almost_all_spider_gold_sql_alone(spider_data):
     rewritten = [sum(bool(rule(e["query"], e["question"], "sqlite")) for e in spider_dev)
                  for rule in (drop_ranking_columns, order_output_columns)]
     assert rewritten[0] == 0 and rewritten[1] <= 5, rewritten
+
+
+def test_an_unreachable_finetuned_endpoint_leaves_the_other_kinds_to_answer(tmp_path, concert_singer):
+    settings = Settings.load(cache_dir=tmp_path / "cache", llm_base_url="http://127.0.0.1:1/v1", llm_max_retries=0,
+                             llm_timeout=5, roles={"finetuned": RoleSettings(base_url="http://127.0.0.1:9/v1", model="ft")})
+    gen = ByTemperature(replies={0.0: OVER_30, 0.7: OVER_30})
+    ans = pipeline(settings, gen, None, generators=["zero-shot", "finetuned"]).answer(Q, concert_singer)
+    by_kind = {c.generator.split("/")[0]: c for c in ans.candidates if c.temperature == 0.0}
+    assert by_kind["finetuned"].status == "model_error" and "127.0.0.1:9" in (by_kind["finetuned"].error or "")
+    assert by_kind["finetuned"].sql is None
+    assert ans.sql == OVER_30 and ans.rows == rows_of(concert_singer, OVER_30)
+    # the share counts every planned candidate: half the ensemble never answered
+    assert ans.confidence.votes == 2 and ans.confidence.candidates == 4 and ans.confidence.share == 0.5
