@@ -124,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="the dataset directory the run used")
     ap.add_argument("--dataset", choices=["spider", "bird"], default="spider")
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds per execution")
+    ap.add_argument("--splice", metavar="RUN",
+                    help="a run over some of the same questions (benchmarks/subset.py) whose records replace "
+                         "the run's: the table is then of the spliced run")
     ap.add_argument("--tune-dbs", type=int, default=5,
                     help="the first N database ids alphabetically are the tuning half (default 5)")
     args = ap.parse_args(argv)
@@ -132,6 +135,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     records = [r for r in records if r.get("status") == "done"]
+    if args.splice:
+        extra, more = read_results(args.splice)
+        for w in more:
+            print(f"warning: {w}", file=sys.stderr)
+        by_id = {r["id"]: r for r in extra if r.get("status") == "done"}
+        stray = set(by_id) - {r["id"] for r in records}
+        if stray:
+            print(f"error: {len(stray)} question(s) of {args.splice} are not in {args.run}", file=sys.stderr)
+            return 2
+        records = [by_id.get(r["id"], r) for r in records]
+        print(f"{len(by_id)} of {len(records)} records taken from {args.splice}")
     if not records:
         print(f"error: no finished questions in {args.run}", file=sys.stderr)
         return 2

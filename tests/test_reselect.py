@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _cand(cid: str, generator: str, sql: str, **extra) -> dict:
     return {"id": cid, "generator": generator, "temperature": 0.0, "sql": sql, "status": "ok",
-            "votes": 1, "result_key": None, "revisions": 0, **extra}
+            "votes": 1, "result_key": None, "revisions": 0} | extra
 
 
 def _record(qid: str, db_id: str, ex: float, cands: list[dict]) -> dict:
@@ -76,3 +76,34 @@ def test_reselect_reports_a_run_without_finished_questions(tmp_path, spider_data
     assert proc.returncode == 2
     assert "no finished questions" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_subset_exports_the_questions_a_state_change_can_touch_and_splice_replaces_them(tmp_path, spider_data):
+    from quorumsql.benchmarks.datasets import load_jsonl
+
+    run, other = tmp_path / "run", tmp_path / "other"
+    run.mkdir(), other.mkdir()
+    wrong, right = "SELECT count(*) FROM stadium", "SELECT count(*) FROM singer"
+    empty = "SELECT count(*) FROM singer WHERE Age > 300"
+    (run / "results.jsonl").write_text(
+        json.dumps(_record("dev/0", "concert_singer", 0.0, [_cand("c0", "zero-shot/mschema", wrong)])) + "\n"
+        + json.dumps(_record("dev/1", "concert_singer", 0.0, [_cand("c0", "zero-shot/mschema", empty, status="empty")])) + "\n"
+    )
+    out = tmp_path / "subset.jsonl"
+    script = REPO / "benchmarks" / "subset.py"
+    proc = subprocess.run([sys.executable, str(script), str(run), "--data", str(spider_data), "--states", "empty", "none",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    subset = load_jsonl(out)
+    assert [e.id for e in subset.examples] == ["dev/1"] and subset.examples[0].gold_sql == "SELECT count(*) FROM singer"
+    assert Path(subset.examples[0].db).is_file() and not subset.warnings
+
+    # the rerun of dev/1 (refining empty results) found the right query
+    (other / "results.jsonl").write_text(
+        json.dumps(_record("dev/1", "concert_singer", 1.0, [_cand("c0", "zero-shot/mschema", right)])) + "\n")
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "reselect.py"), str(run), "--data", str(spider_data),
+                           "--splice", str(other)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 of 2 records taken from" in proc.stdout
+    rows = _rows(proc.stdout)
+    assert rows["as recorded"][0] == "50.0%" and rows["vote only (no LLM selector)"][0] == "50.0%"
