@@ -70,9 +70,9 @@ class Preset(BaseModel):
         name: preset name.
         generators: generator kinds: ``zero-shot`` (instructions, schema, evidence, question)
             and ``finetuned`` (the XiYanSQL-QwenCoder prompt layout, sent to the ``finetuned``
-            model role; off in the shipped presets, not yet measured), ``icl`` (few-shot
-            examples from ``icl_pool`` chosen by question-skeleton similarity, XiYan-SQL
-            section 5.2; off in the shipped presets, not yet measured).
+            model role; in ``accurate``), ``icl`` (few-shot examples from ``icl_pool`` chosen by
+            question-skeleton similarity, XiYan-SQL section 5.2; needs a pool, so in no
+            shipped preset). Measured in the README.
         schema_formats: schema renderings the generators see: ``mschema`` (introspected
             M-Schema), ``metadata_partial`` / ``metadata_complete`` (MCI-SQL granularities from
             the per-database metadata store, examples matched to the question; built on first
@@ -174,14 +174,18 @@ class Preset(BaseModel):
 PRESETS: dict[str, Preset] = {
     "fast": Preset(name="fast", temperatures=[0.0], refine_rounds=2, linking="auto"),
     "balanced": Preset(name="balanced", temperatures=[0.0, 0.7, 0.7], refine_rounds=3, linking="auto"),
+    # about eight candidates of two generator kinds, every execution state refined, the align
+    # stage and the LLM selector over every contested vote (issue 10); measured in the README
     "accurate": Preset(
         name="accurate",
-        temperatures=[0.0, 0.7, 0.7],
-        schema_formats=["mschema", "ddl"],
+        generators=["zero-shot", "finetuned"],
+        temperatures=[0.0, 0.7, 0.7, 0.7],
         refine_rounds=3,
         refine_states=["error", "refused", "no_sql", "timeout", "empty", "none"],
         linking="auto",
         column_selector=True,
+        align_rules=["integer_division", "dialect_functions", "ranking_columns", "output_order"],
+        llm_selector="always",
     ),
 }
 

@@ -95,11 +95,14 @@ def test_langgraph_json_names_the_module_level_graph():
 
 
 def test_presets_cross_formats_and_temperatures():
-    plan = PRESETS["accurate"].candidate_plan()
+    plan = Preset(name="two-formats", schema_formats=["mschema", "ddl"], temperatures=[0.0, 0.7, 0.7]).candidate_plan()
     pairs = [(s.schema_format, s.temperature) for s in plan]
     assert ("mschema", 0.0) in pairs and ("ddl", 0.0) in pairs  # each format has a greedy candidate
     assert len(plan) == len(set((s.index for s in plan))) == 6
     assert [s.label for s in plan][:1] == ["zero-shot/mschema"]
+    accurate = PRESETS["accurate"].candidate_plan()
+    assert len(accurate) == 8 and [(s.generator, s.temperature) for s in accurate if s.temperature == 0.0] == [
+        ("zero-shot", 0.0), ("finetuned", 0.0)]  # each kind has a greedy candidate
     assert [s.temperature for s in PRESETS["balanced"].candidate_plan()] == [0.0, 0.7, 0.7]
 
 

@@ -92,9 +92,12 @@ def event(ans, node):
 
 
 # -- LLM selector -----------------------------------------------------------------------------
-def test_the_shipped_presets_keep_both_stages_off():
-    for preset in PRESETS.values():
-        assert preset.llm_selector == "never" and preset.align_rules == []
+def test_only_accurate_ships_the_selector_and_the_align_stage():
+    for name in ("fast", "balanced"):
+        assert PRESETS[name].llm_selector == "never" and PRESETS[name].align_rules == []
+    accurate = PRESETS["accurate"]
+    assert accurate.llm_selector == "always" and len(accurate.align_rules) == 4
+    assert set(accurate.generators) == {"zero-shot", "finetuned"} and len(accurate.candidate_plan()) == 8
 
 
 def test_a_tie_is_settled_by_the_selector(settings, concert_singer):
