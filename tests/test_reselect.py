@@ -107,3 +107,21 @@ def test_subset_exports_the_questions_a_state_change_can_touch_and_splice_replac
     assert "1 of 2 records taken from" in proc.stdout
     rows = _rows(proc.stdout)
     assert rows["as recorded"][0] == "50.0%" and rows["vote only (no LLM selector)"][0] == "50.0%"
+
+
+def test_table_splits_ex_by_tuning_and_report_databases(tmp_path):
+    run = tmp_path / "s-balanced"
+    run.mkdir()
+    recs = []
+    for i, (db, ex, secs) in enumerate([("car_1", 1.0, 2.0), ("car_1", 0.0, 4.0), ("pets_1", 1.0, 9.0)]):
+        r = _record(f"dev/{i}", db, ex, [])
+        r.update(usage={"prompt_tokens": 900, "cached_tokens": 600, "completion_tokens": 30, "calls": 3},
+                 system_seconds=secs, pred_exec={"status": "ok"})
+        recs.append(r)
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table.py"), str(run)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.splitlines()[-1]
+    assert [c.strip() for c in line.strip("|").split("|")] == [
+        "s-balanced", "3", "66.7%", "50.0% / 100.0%", "3.00", "900 (300 / 600)", "30", "5.0 / 4.0", "0"]
