@@ -174,14 +174,14 @@ class Preset(BaseModel):
 PRESETS: dict[str, Preset] = {
     "fast": Preset(name="fast", temperatures=[0.0], refine_rounds=2, linking="auto"),
     "balanced": Preset(name="balanced", temperatures=[0.0, 0.7, 0.7], refine_rounds=3, linking="auto"),
-    # about eight candidates of two generator kinds, every execution state refined, the align
-    # stage and the LLM selector over every contested vote (issue 10); measured in the README
+    # about eight candidates of two generator kinds, the align stage and the LLM selector over
+    # every contested vote (issue 10); refining empty and all-NULL results too cost 2-6 times
+    # the time per affected question in `balanced` for no EX gained, so it stays off (README)
     "accurate": Preset(
         name="accurate",
         generators=["zero-shot", "finetuned"],
         temperatures=[0.0, 0.7, 0.7, 0.7],
         refine_rounds=3,
-        refine_states=["error", "refused", "no_sql", "timeout", "empty", "none"],
         linking="auto",
         column_selector=True,
         align_rules=["integer_division", "dialect_functions", "ranking_columns", "output_order"],
