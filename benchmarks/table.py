@@ -32,10 +32,11 @@ def _pct(values: Sequence[float]) -> str:
     return f"{100 * sum(values) / len(values):.1f}%" if values else "–"
 
 
-def row(run: str | Path, tune: set[str]) -> list[str] | None:
-    """The table cells of one run, or None when it has no finished question."""
+def row(run: str | Path, tune: set[str], only: set[str] | None = None) -> list[str] | None:
+    """The table cells of one run (restricted to the question ids ``only``), or None when it has
+    no finished question."""
     records, _ = read_results(run)
-    done = [r for r in records if r.get("status") == "done"]
+    done = [r for r in records if r.get("status") == "done" and (only is None or r["id"] in only)]
     if not done:
         return None
     ex = [float((r.get("metrics") or {}).get("ex", 0.0)) for r in done]
@@ -63,14 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", help="run directories with results.jsonl")
     ap.add_argument("--tune", nargs="+", default=list(TUNING_DATABASES),
                     help="tuning database ids (default: the first five Spider dev databases alphabetically)")
+    ap.add_argument("--same-questions-as", metavar="RUN",
+                    help="only the questions finished in RUN (to compare with a run stopped early)")
     args = ap.parse_args(argv)
+    only = None
+    if args.same_questions_as:
+        only = {r["id"] for r in read_results(args.same_questions_as)[0] if r.get("status") == "done"}
     header = ["run", "questions", "EX", "EX tune / report", "LLM calls", "prompt tokens (read / cached)",
               "completion tokens", "seconds (mean / median)", "no SQL that ran"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     status = 0
     for run in args.runs:
-        cells = row(run, set(args.tune))
+        cells = row(run, set(args.tune), only)
         if cells is None:
             print(f"warning: no finished questions in {run}", file=sys.stderr)
             status = 1

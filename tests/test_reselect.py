@@ -125,3 +125,16 @@ def test_table_splits_ex_by_tuning_and_report_databases(tmp_path):
     line = proc.stdout.splitlines()[-1]
     assert [c.strip() for c in line.strip("|").split("|")] == [
         "s-balanced", "3", "66.7%", "50.0% / 100.0%", "3.00", "900 (300 / 600)", "30", "5.0 / 4.0", "0"]
+
+
+def test_table_compares_on_the_questions_a_stopped_run_finished(tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    full.mkdir(), part.mkdir()
+    (full / "results.jsonl").write_text("".join(json.dumps(_record(f"dev/{i}", "pets_1", float(i % 2), [])) + "\n"
+                                                for i in range(4)))
+    (part / "results.jsonl").write_text(json.dumps(_record("dev/1", "pets_1", 0.0, [])) + "\n")
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table.py"), str(full), str(part),
+                           "--same-questions-as", str(part)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in proc.stdout.splitlines()[2:]]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("full", "1", "100.0%"), ("part", "1", "0.0%")]
