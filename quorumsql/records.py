@@ -57,6 +57,7 @@ class Candidate(BaseModel):
         result_key: order-insensitive fingerprint of the result, used by selection.
         attempts: every SQL tried, in order (the first is the generator's).
         duplicate_of: id of an earlier candidate with the same generated SQL (not refined again).
+        aligned_from: the SQL before the align stage rewrote it (None when no rewrite was kept).
         votes: size of the candidate's result group at selection.
         rules: what refinement learned about the data, one sentence each
             (:mod:`quorumsql.agents.refine_rules`); selection sees them.
@@ -80,6 +81,7 @@ class Candidate(BaseModel):
     result_key: str | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     duplicate_of: str | None = None
+    aligned_from: str | None = None
     votes: int = 0
     rules: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)

@@ -707,3 +707,21 @@ def test_hangup_interrupts_the_cli_cleanly_and_resume_finishes(tmp_path, spider_
             f"dev/{i}" for i in range(6)]
     finally:
         server.close()
+
+
+def test_a_pipeline_prediction_records_what_ablations_need(tmp_path):
+    from quorumsql.benchmarks.systems import PipelineSystem
+    from quorumsql.config import Preset
+    from quorumsql.db import open_database
+    from tests.conftest import spider_db
+
+    db = open_database(spider_db("concert_singer"))
+    # the model names the columns out of the question's order; output alignment reorders them
+    preset = Preset(name="aligned", temperatures=[0.0, 0.7], refine_rounds=0, align_rules=["output_order"])
+    sql = "SELECT Country, Name FROM singer"
+    pipe = Pipeline(Settings.load(cache_dir=tmp_path / "cache"), preset=preset,
+                    llm=FakeListChatModel(responses=[sql, sql]))
+    pred = PipelineSystem(pipe).predict("What are the names and countries of the singers?", db)
+    first, second = pred.candidates
+    assert first["refined_sql"] == sql and first["sql"] != sql and "Name" in first["sql"].split(",")[0]
+    assert second["duplicate_of"] == "c0" and pred.decided_by == "vote"

@@ -236,6 +236,9 @@ def test_aligned_results_are_what_the_vote_groups(settings, concert_singer):
     agreed = pipeline(settings, gen, align_rules=["integer_division"]).answer(q, concert_singer)
     assert agreed.confidence.votes == 2 and agreed.confidence.decisive
     assert len({c.result_key for c in agreed.candidates}) == 1
+    rewritten = next(c for c in agreed.candidates if c.temperature == 0.0)
+    assert rewritten.aligned_from == PERCENT and rewritten.sql != PERCENT  # the refined SQL is kept
+    assert next(c for c in agreed.candidates if c.temperature == 0.7).aligned_from is None
 
 
 def test_integer_division_per_dialect_and_only_for_integer_operands(concert_singer):

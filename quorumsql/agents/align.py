@@ -417,7 +417,8 @@ def with_alignment(cand: Candidate, alignment: Alignment) -> Candidate:
     """The candidate with an aligned SQL and its result (unchanged when no rewrite was kept).
 
     ``result_key`` is recomputed so that the vote groups the candidate by its new result;
-    ``attempts`` stays the refiner's history (the align trace event records the rewrite).
+    ``attempts`` stays the refiner's history (the align trace event records the rewrite) and
+    ``aligned_from`` keeps the SQL as refinement left it.
     """
     res = alignment.result
     if res is None:
@@ -425,6 +426,7 @@ def with_alignment(cand: Candidate, alignment: Alignment) -> Candidate:
     return cand.model_copy(
         update={
             "sql": alignment.sql,
+            "aligned_from": cand.aligned_from or cand.sql,
             "status": alignment.state,
             "error": None,
             "columns": res.columns,

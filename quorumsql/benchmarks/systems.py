@@ -51,7 +51,7 @@ class Prediction(BaseModel):
     Attributes:
         sql: the final SQL, None when the system produced none.
         candidates: per candidate ``{id, generator, temperature, sql, status, votes, result_key,
-            revisions, duplicate_of}`` and ``refined_sql`` (the refiner's last SQL) when the
+            revisions, duplicate_of}`` and ``refined_sql`` (the SQL as refinement left it) when the
             align stage rewrote it.
         agreement: votes of the chosen candidate / number of candidates (None without candidates).
         decided_by: ``vote``, ``selector`` or ``none`` (:class:`quorumsql.records.Confidence`);
@@ -121,9 +121,8 @@ class PipelineSystem:
                     "id": c.id, "generator": c.generator, "temperature": c.temperature,
                     "sql": c.sql, "status": c.status, "votes": c.votes, "result_key": c.result_key,
                     "revisions": c.revisions, "duplicate_of": c.duplicate_of,
-                    # the refiner's last SQL when the align stage rewrote it (for ablations)
-                    **({"refined_sql": c.attempts[-1].sql}
-                       if c.attempts and c.attempts[-1].sql and c.attempts[-1].sql != c.sql else {}),
+                    # the refiner's SQL when the align stage rewrote it (for ablations)
+                    **({"refined_sql": c.aligned_from} if c.aligned_from else {}),
                 }
                 for c in ans.candidates
             ],
