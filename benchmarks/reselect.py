@@ -17,6 +17,9 @@ Usage::
 
     .venv/bin/python benchmarks/reselect.py runs/s200-full --data ../shared/data/spider
 
+``--subset 'LABEL=c0,c1,c2'`` adds a row voting over those candidates only (a smaller preset whose
+plan is a prefix of the run's per generator kind draws the same seeded candidates).
+
 Prints a Markdown table: EX on all questions, on the tuning databases (the first five database
 ids alphabetically, as in issue 10) and on the others; plus the oracle (any candidate correct).
 """
@@ -127,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--splice", metavar="RUN",
                     help="a run over some of the same questions (benchmarks/subset.py) whose records replace "
                          "the run's: the table is then of the spliced run")
+    ap.add_argument("--subset", action="append", default=[], metavar="LABEL=c0,c1,...",
+                    help="one more row: vote only over these candidate ids (the preset's plan order: "
+                         "generator, schema format, temperature), e.g. 'zero-shot x3=c0,c1,c2'")
     ap.add_argument("--tune-dbs", type=int, default=5,
                     help="the first N database ids alphabetically are the tuning half (default 5)")
     args = ap.parse_args(argv)
@@ -166,6 +172,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(kinds) > 1:
         for k in kinds:
             variants.append((f"no {k} candidates (vote only)", lambda c, k=k: _kind(c) != k, False))
+
+    for spec in args.subset:
+        label, _, ids = spec.rpartition("=")
+        wanted = {i.strip() for i in ids.split(",") if i.strip()}
+        if not label or not wanted:
+            print(f"error: --subset wants LABEL=c0,c1,..., got {spec!r}", file=sys.stderr)
+            return 2
+        variants.append((f"{label} (vote only)", lambda c, w=frozenset(wanted): c.get("id") in w, False))
 
     rows: list[tuple[str, list[float], list[float]]] = []
     rec = [float((r.get("metrics") or {}).get("ex", 0.0)) for r in records]

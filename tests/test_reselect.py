@@ -48,11 +48,14 @@ def test_reselect_rows_vote_again_over_the_kept_candidates(tmp_path, spider_data
     ]
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "reselect.py"), str(run), "--data", str(spider_data)],
+        [sys.executable, str(REPO / "benchmarks" / "reselect.py"), str(run), "--data", str(spider_data),
+         "--subset", "icl pair=c2,c3", "--subset", "greedy zero-shot=c0"],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     rows = _rows(proc.stdout)
+    assert rows["icl pair (vote only)"][0] == "50.0%"  # dev/0 right; dev/2 has no c2/c3
+    assert rows["greedy zero-shot (vote only)"][0] == "50.0%"  # dev/0 wrong; dev/2 aligned right
     assert rows["as recorded"][0] == "100.0%"
     assert rows["vote only (no LLM selector)"][0] == "50.0%"   # dev/0 falls to the zero-shot group
     assert rows["no icl candidates (vote only)"][0] == "50.0%"
