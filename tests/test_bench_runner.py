@@ -725,3 +725,4 @@ def test_a_pipeline_prediction_records_what_ablations_need(tmp_path):
     first, second = pred.candidates
     assert first["refined_sql"] == sql and first["sql"] != sql and "Name" in first["sql"].split(",")[0]
     assert second["duplicate_of"] == "c0" and pred.decided_by == "vote"
+    assert first["usage"]["calls"] == 1 and second["usage"]["calls"] == 1

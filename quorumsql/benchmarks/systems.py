@@ -51,7 +51,8 @@ class Prediction(BaseModel):
     Attributes:
         sql: the final SQL, None when the system produced none.
         candidates: per candidate ``{id, generator, temperature, sql, status, votes, result_key,
-            revisions, duplicate_of}`` and ``refined_sql`` (the SQL as refinement left it) when the
+            revisions, duplicate_of, usage}`` (usage: the candidate's generation and refinement
+            calls and tokens) and ``refined_sql`` (the SQL as refinement left it) when the
             align stage rewrote it.
         agreement: votes of the chosen candidate / number of candidates (None without candidates).
         decided_by: ``vote``, ``selector`` or ``none`` (:class:`quorumsql.records.Confidence`);
@@ -121,6 +122,7 @@ class PipelineSystem:
                     "id": c.id, "generator": c.generator, "temperature": c.temperature,
                     "sql": c.sql, "status": c.status, "votes": c.votes, "result_key": c.result_key,
                     "revisions": c.revisions, "duplicate_of": c.duplicate_of,
+                    "usage": c.usage.model_dump(exclude={"seconds"}),
                     # the refiner's SQL when the align stage rewrote it (for ablations)
                     **({"refined_sql": c.aligned_from} if c.aligned_from else {}),
                 }
