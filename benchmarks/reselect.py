@@ -10,8 +10,8 @@ is executed again on its database and the chosen SQL is scored with the harness'
 
 What re-selection cannot give: the LLM selector's choice among a different set of groups (the
 rows without a generator are vote-only; compare them with the "vote only" row), the refiner's
-behaviour under other refine states, and timings (the usage columns count the kept candidates'
-calls and tokens only, plus the selector's when it is kept, so they are estimates).
+behaviour under other refine states, and costs (the table gives EX only; each candidate's calls and
+tokens are in its record's ``usage``).
 
 Usage::
 
@@ -96,11 +96,11 @@ def _resolved(cands: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def reselect(record: dict[str, Any], scorer: Rescorer, keep: Callable[[dict[str, Any]], bool], pre_align: bool) -> tuple[str | None, float]:
+def reselect(record: dict[str, Any], scorer: Rescorer, keep: Callable[[dict[str, Any]], bool], pre_align: bool) -> float:
     """Vote again over the kept candidates of one recorded question.
 
     Returns:
-        (chosen SQL or None, its EX 0/1).
+        The EX (0/1) of the chosen SQL; 0 when no candidate is kept.
     """
     qid = record["id"]
     cands = []
@@ -111,10 +111,10 @@ def reselect(record: dict[str, Any], scorer: Rescorer, keep: Callable[[dict[str,
         state, key = scorer.state(qid, sql)
         cands.append(Candidate(id=f"c{i}", generator=c.get("generator") or "?", sql=sql, status=state, result_key=key))
     if not cands:
-        return None, 0.0
+        return 0.0
     sel = select_by_vote(cands)
     chosen = next((c.sql for c in cands if c.id == sel.winner), None)
-    return chosen, scorer.ex(qid, chosen)
+    return scorer.ex(qid, chosen)
 
 
 def _pct(values: Sequence[float]) -> str:
@@ -181,22 +181,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         variants.append((f"{label} (vote only)", lambda c, w=frozenset(wanted): c.get("id") in w, False))
 
-    rows: list[tuple[str, list[float], list[float]]] = []
-    rec = [float((r.get("metrics") or {}).get("ex", 0.0)) for r in records]
-    rows.append(("as recorded", rec, [r["db_id"] in tune for r in records]))
+    rows: list[tuple[str, list[float]]] = [
+        ("as recorded", [float((r.get("metrics") or {}).get("ex", 0.0)) for r in records])]
     for label, keep, pre in variants:
-        rows.append((label, [reselect(r, scorer, keep, pre)[1] for r in records], [r["db_id"] in tune for r in records]))
+        rows.append((label, [reselect(r, scorer, keep, pre) for r in records]))
     oracle = []
     for r in records:
         sqls = {c.get("sql") for c in _resolved(r.get("candidates") or [])}
         oracle.append(max((scorer.ex(r["id"], s) for s in sqls if s), default=0.0))
-    rows.append(("oracle (any candidate correct)", oracle, [r["db_id"] in tune for r in records]))
+    rows.append(("oracle (any candidate correct)", oracle))
+    is_tune = [r["db_id"] in tune for r in records]
 
     print(f"{args.run}: {len(records)} questions; tuning databases: {', '.join(sorted(tune))}")
     print()
     print("| | EX, all | tuning databases | report databases |")
     print("|---|---|---|---|")
-    for label, values, is_tune in rows:
+    for label, values in rows:
         t = [v for v, f in zip(values, is_tune) if f]
         o = [v for v, f in zip(values, is_tune) if not f]
         print(f"| {label} | {_pct(values)} | {_pct(t)} (n={len(t)}) | {_pct(o)} (n={len(o)}) |")

@@ -17,45 +17,44 @@ tuning databases explicitly when the run covers only some of them.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from quorumsql.benchmarks.runner import read_results
+from quorumsql.benchmarks.report import load_run, summarize
 
 TUNING_DATABASES = ("battle_death", "car_1", "concert_singer", "course_teach", "cre_Doc_Template_Mgt")
 
 
-def _pct(values: Sequence[float]) -> str:
-    return f"{100 * sum(values) / len(values):.1f}%" if values else "–"
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}%"
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
 
 
 def row(run: str | Path, tune: set[str], only: set[str] | None = None) -> list[str] | None:
     """The table cells of one run (restricted to the question ids ``only``), or None when it has
-    no finished question."""
-    records, _ = read_results(run)
-    done = [r for r in records if r.get("status") == "done" and (only is None or r["id"] in only)]
+    no finished question. Figures come from :func:`quorumsql.benchmarks.report.summarize`."""
+    data = load_run(run)
+    done = [r for r in data.done if only is None or r["id"] in only]
     if not done:
         return None
-    ex = [float((r.get("metrics") or {}).get("ex", 0.0)) for r in done]
-    t = [e for e, r in zip(ex, done) if r["db_id"] in tune]
-    o = [e for e, r in zip(ex, done) if r["db_id"] not in tune]
-    usage: list[dict[str, Any]] = [r.get("usage") or {} for r in done]
-    n = len(done)
 
-    def mean(key: str) -> float:
-        return sum(float(u.get(key) or 0) for u in usage) / n
+    def part(records: list[dict[str, Any]]) -> dict[str, Any]:
+        return summarize(data.model_copy(update={"records": records}))
 
-    cached = [u.get("cached_tokens") for u in usage]
-    read_cached = "" if any(c is None for c in cached) else f" ({mean('prompt_tokens') - mean('cached_tokens'):,.0f} / {mean('cached_tokens'):,.0f})"
-    secs = [float(r.get("system_seconds") if r.get("system_seconds") is not None else r.get("seconds") or 0) for r in done]
-    no_sql = sum(1 for r in done if (r.get("pred_exec") or {}).get("status") != "ok")
+    s = part(done)
+    tuned = part([r for r in done if r["db_id"] in tune])
+    other = part([r for r in done if r["db_id"] not in tune])
+    read_cached = "" if s["read_tokens"] is None else f" ({s['read_tokens']:,.0f} / {s['cached_tokens']:,.0f})"
     return [
-        Path(run).name, str(n), _pct(ex), f"{_pct(t)} / {_pct(o)}", f"{mean('calls'):.2f}",
-        f"{mean('prompt_tokens'):,.0f}{read_cached}", f"{mean('completion_tokens'):,.0f}",
-        f"{statistics.mean(secs):.1f} / {statistics.median(secs):.1f}", str(no_sql),
+        Path(run).name, str(s["n"]), _pct(s["ex"]), f"{_pct(tuned['ex'])} / {_pct(other['ex'])}",
+        _num(s["llm_calls"], ".2f"), _num(s["prompt_tokens"], ",.0f") + read_cached, _num(s["completion_tokens"], ",.0f"),
+        f"{_num(s['system_seconds'], '.1f')} / {_num(s['system_seconds_median'], '.1f')}",
+        str(sum(s["pred_errors"].values())),
     ]
 
 
@@ -69,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     only = None
     if args.same_questions_as:
-        only = {r["id"] for r in read_results(args.same_questions_as)[0] if r.get("status") == "done"}
+        only = {r["id"] for r in load_run(args.same_questions_as).done}
     header = ["run", "questions", "EX", "EX tune / report", "LLM calls", "prompt tokens (read / cached)",
               "completion tokens", "seconds (mean / median)", "no SQL that ran"]
     print("| " + " | ".join(header) + " |")

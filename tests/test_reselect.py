@@ -118,7 +118,7 @@ def test_table_splits_ex_by_tuning_and_report_databases(tmp_path):
     recs = []
     for i, (db, ex, secs) in enumerate([("car_1", 1.0, 2.0), ("car_1", 0.0, 4.0), ("pets_1", 1.0, 9.0)]):
         r = _record(f"dev/{i}", db, ex, [])
-        r.update(usage={"prompt_tokens": 900, "cached_tokens": 600, "completion_tokens": 30, "calls": 3},
+        r.update(usage={"prompt_tokens": 900, "cached_tokens": 600, "completion_tokens": 30, "calls": 3}, llm_calls=3,
                  system_seconds=secs, pred_exec={"status": "ok"})
         recs.append(r)
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
