@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from quorumsql.benchmarks.report import load_run, summarize
+from quorumsql.errors import InputError
 
 TUNING_DATABASES = ("battle_death", "car_1", "concert_singer", "course_teach", "cre_Doc_Template_Mgt")
 
@@ -66,6 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--same-questions-as", metavar="RUN",
                     help="only the questions finished in RUN (to compare with a run stopped early)")
     args = ap.parse_args(argv)
+    try:
+        return _print_table(args)
+    except InputError as exc:  # a missing or empty run directory
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _print_table(args: argparse.Namespace) -> int:
     only = None
     if args.same_questions_as:
         only = {r["id"] for r in load_run(args.same_questions_as).done}
