@@ -214,6 +214,22 @@ def default_cache_dir() -> Path:
     return Path(base) / "quorumsql"
 
 
+def validation_summary(exc: ValidationError) -> str:
+    """A pydantic error on one line: ``field: message (got value)`` per problem, ``; ``-joined.
+
+    The offending value is shown when it is a short scalar and not a secret (``api_key``).
+    """
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "value"
+        part = f"{loc}: {err.get('msg', 'invalid')}"
+        value = err.get("input")
+        if isinstance(value, (str, int, float)) and "api_key" not in loc and len(repr(value)) <= 80:
+            part += f" (got {value!r})"
+        parts.append(part)
+    return "; ".join(parts)
+
+
 class RoleSettings(BaseModel):
     """Endpoint of one model role (``[roles.judge]`` in ``quorumsql.toml``); empty = global."""
 
@@ -251,12 +267,16 @@ class Settings(BaseSettings):
             slot re-reads the shared schema prefix (``benchmarks/bench_server_slots.py``, README).
             Above 1 the slots share one KV cache (``kv_unified``) of ``embedded_ctx`` tokens per slot.
         cache_dir: where the joined GGUF, server state and per-database indexes live.
-        query_timeout: wall-clock seconds per SQL query.
+        query_timeout: wall-clock seconds per SQL query (more than 0).
         max_rows: rows fetched per query at most.
         max_result_bytes: bytes of values fetched per query at most (the rows beyond are cut
             and the result is marked truncated).
         max_value_bytes: largest single value a SQLite query may build (``SQLITE_LIMIT_LENGTH``);
             a larger one fails the query at once.
+        allowed_functions: extra SQL function names (matched case-insensitively) that a
+            candidate may call beyond the dialect's read-only built-ins, e.g. the user's own
+            read-only routines. By default a call to any function outside the built-in
+            allowlist is refused.
         preset: default preset name.
         roles: per-role endpoints: ``generator`` (keywords, drafts, candidates and their
             refinement, the column selector), ``selector`` (the LLM selector, when a preset
@@ -278,10 +298,11 @@ class Settings(BaseSettings):
     embedded_threads: int = 0
     embedded_parallel: int = Field(default=1, ge=1, le=16)
     cache_dir: Path = Field(default_factory=default_cache_dir)
-    query_timeout: float = 30.0
+    query_timeout: float = Field(default=30.0, gt=0)
     max_rows: int = 10_000
     max_result_bytes: int = 64 * 2**20
     max_value_bytes: int = 32 * 2**20
+    allowed_functions: list[str] = Field(default_factory=list)
     preset: str = "balanced"
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
 
@@ -332,7 +353,7 @@ class Settings(BaseSettings):
         try:
             return cls(**overrides)
         except ValidationError as exc:
-            raise ConfigError(f"invalid settings: {exc}") from None
+            raise ConfigError(f"invalid settings: {validation_summary(exc)}") from None
         finally:
             _TOML_SOURCE.reset(token)
 
