@@ -190,8 +190,9 @@ def answer(
         and ``error`` says why.
 
     Raises:
-        InputError: the question is empty or not a string, the evidence is not a string, or
-            ``db`` is not a path, URL or :class:`Database`.
+        InputError: the question is empty or not a string, the evidence is not a string,
+            ``db`` is not a path, URL or :class:`Database`, or ``descriptions`` is neither a
+            folder path nor a ``{(table, column): text}`` mapping.
         DatabaseError: the database cannot be opened or read.
         ModelError: the model endpoint failed for every candidate.
         ConfigError: invalid settings or preset.

@@ -27,6 +27,10 @@ _ACCEPTED = (
     "a SQLite file path (str or pathlib.Path), a URL (sqlite:///file.db, "
     "mysql+pymysql://user:pw@host:port/name, postgresql://user:pw@host/name) or a quorumsql.Database"
 )
+_DESCRIPTIONS_ACCEPTED = (
+    "a BIRD database_description folder, or the database folder holding one (str or pathlib.Path), "
+    "or a mapping {(table, column): text}"
+)
 
 
 def db_key(db: "str | os.PathLike | Database") -> str:
@@ -121,7 +125,8 @@ class Resources:
 
         Raises:
             ConfigError: the folder does not exist or holds no CSV file.
-            InputError: a mapping whose keys are not ``(table, column)`` pairs.
+            InputError: ``descriptions`` is neither a folder path nor a mapping, or a mapping
+                whose keys are not ``(table, column)`` pairs.
         """
         from quorumsql.metadata.descriptions import description_texts
 
@@ -132,10 +137,17 @@ class Resources:
             try:
                 mapping = {(t.lower(), c.lower()): str(v) for (t, c), v in descriptions.items()}
             except (TypeError, ValueError, AttributeError):
-                raise InputError("descriptions must map (table, column) pairs to text") from None
+                raise InputError(
+                    f"descriptions must map (table, column) pairs to text; expected {_DESCRIPTIONS_ACCEPTED}"
+                ) from None
             folder = None
             if current is not None and current == (mapping, None):
                 return  # unchanged: keep the cached metadata store
+        elif not isinstance(descriptions, (str, os.PathLike)):
+            raise InputError(
+                f"cannot use {descriptions!r} ({type(descriptions).__name__}) as descriptions; "
+                f"expected {_DESCRIPTIONS_ACCEPTED}"
+            )
         else:
             folder = os.fspath(descriptions)
             if current is not None and current[1] == folder:

@@ -6,7 +6,7 @@ import pytest
 
 from quorumsql.cli import main
 from quorumsql.config import Settings
-from quorumsql.errors import ConfigError
+from quorumsql.errors import ConfigError, InputError
 
 
 def _one_error_line(capsys) -> str:
@@ -43,3 +43,28 @@ def test_allowed_functions_defaults_to_none_and_reads_the_file_and_environment(t
     assert Settings.load(cfg).allowed_functions == ["my_score", "Tax_Rate"]
     monkeypatch.setenv("QUORUMSQL_ALLOWED_FUNCTIONS", '["from_env"]')
     assert Settings.load(cfg).allowed_functions == ["from_env"]
+
+
+# ----------------------------------------------------------------------------- the API
+@pytest.mark.parametrize("descriptions", [5, 2.5, ["singer.csv"], object()])
+def test_descriptions_of_the_wrong_type_name_the_accepted_forms(descriptions, concert_singer, tmp_path):
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from quorumsql.api import answer
+
+    llm = FakeListChatModel(responses=["```sql\nSELECT count(*) FROM singer\n```"])
+    settings = Settings.load(cache_dir=tmp_path / "cache")
+    with pytest.raises(InputError, match=r"as descriptions; expected a BIRD database_description folder") as info:
+        answer("How many?", concert_singer, descriptions=descriptions, llm=llm, settings=settings, preset="fast")
+    assert "{(table, column): text}" in str(info.value) and "\n" not in str(info.value)
+    assert llm.i == 0  # refused before any model call
+
+
+def test_a_mapping_with_bad_keys_names_the_accepted_forms_too(concert_singer, tmp_path):
+    from quorumsql.api import Pipeline
+
+    pipe = Pipeline(Settings.load(cache_dir=tmp_path / "cache"), preset="fast")
+    with pytest.raises(InputError, match=r"must map \(table, column\) pairs to text; expected a BIRD"):
+        pipe.set_descriptions(concert_singer, {"singer": "people who sing"})
+    pipe.set_descriptions(concert_singer, {("singer", "Age"): "age in years"})  # the right form still works
+    assert pipe.descriptions(concert_singer) == {("singer", "age"): "age in years"}
