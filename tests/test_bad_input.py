@@ -68,3 +68,59 @@ def test_a_mapping_with_bad_keys_names_the_accepted_forms_too(concert_singer, tm
         pipe.set_descriptions(concert_singer, {"singer": "people who sing"})
     pipe.set_descriptions(concert_singer, {("singer", "Age"): "age in years"})  # the right form still works
     assert pipe.descriptions(concert_singer) == {("singer", "age"): "age in years"}
+
+
+# ----------------------------------------------------------------------------- bench: dataset layouts
+def _bench(data, kind: str, out) -> list[str]:
+    return ["bench", "--dataset", kind, "--data", str(data), "--out", str(out), "--limit", "1", "--no-progress"]
+
+
+def test_bench_bird_on_a_spider_folder_says_it_is_not_bird_layout(spider_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_bench(spider_data, "bird", out)) == 2
+    line = _one_error_line(capsys)
+    assert f"{spider_data} is not in BIRD layout (no dev_databases/ folder)" in line
+    assert "dev_databases/<db_id>/<db_id>.sqlite" in line and "use --dataset spider" in line
+    assert not out.exists()  # nothing started
+
+
+def test_bench_spider_on_a_bird_folder_says_it_is_not_spider_layout(bird_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_bench(bird_data.parent, "spider", out)) == 2
+    line = _one_error_line(capsys)
+    assert f"{bird_data.parent} is not in Spider layout (no question file dev.json)" in line
+    assert "database/<db_id>/<db_id>.sqlite" in line and "use --dataset bird" in line
+    assert not out.exists()
+
+
+def test_spider_questions_in_a_bird_folder_and_bird_questions_in_a_spider_folder(spider_data, bird_data, tmp_path,
+                                                                                 capsys):
+    import shutil
+
+    bird_like = tmp_path / "bird_like"  # BIRD's folders, Spider's question file (its 'sql' is a parse tree)
+    (bird_like / "dev_databases").mkdir(parents=True)
+    shutil.copy(spider_data / "dev.json", bird_like / "dev.json")
+    assert main(_bench(bird_like, "bird", tmp_path / "o1")) == 2
+    line = _one_error_line(capsys)
+    assert "not in BIRD layout (item 0 of dev.json: 'sql' is a dict, not text)" in line
+
+    spider_like = tmp_path / "spider_like"  # Spider's folders, BIRD's question file
+    (spider_like / "database").mkdir(parents=True)
+    shutil.copy(bird_data.parent / "mini_dev_sqlite.json", spider_like / "dev.json")
+    assert main(_bench(spider_like, "spider", tmp_path / "o2")) == 2
+    assert "not in Spider layout (the questions of dev.json carry BIRD's 'SQL'" in _one_error_line(capsys)
+
+    full_bird = tmp_path / "full_bird"  # BIRD's full dev layout: dev.json and dev_databases/
+    (full_bird / "dev_databases").mkdir(parents=True)
+    shutil.copy(bird_data.parent / "mini_dev_sqlite.json", full_bird / "dev.json")
+    assert main(_bench(full_bird, "spider", tmp_path / "o3")) == 2
+    line = _one_error_line(capsys)
+    assert "not in Spider layout (no database/ folder)" in line and "use --dataset bird" in line
+
+
+def test_the_loaders_still_read_their_own_layouts(spider_data, bird_data):
+    from quorumsql.benchmarks.datasets import load_dataset
+
+    assert len(load_dataset("spider", spider_data).examples) == 485
+    assert len(load_dataset("bird", bird_data.parent).examples) == 500
+    assert len(load_dataset("bird", bird_data.parent / "mini_dev_sqlite.json").examples) == 500

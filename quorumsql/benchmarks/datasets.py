@@ -140,6 +140,52 @@ def _read_json(path: Path):
         raise InputError(f"{path} is not valid JSON: {exc}") from None
 
 
+SPIDER_LAYOUT = (
+    "<split>.json (a JSON list of questions with db_id, question, query), optionally <split>_gold.sql, "
+    "and databases at database/<db_id>/<db_id>.sqlite"
+)
+BIRD_LAYOUT = (
+    "dev.json or mini_dev_sqlite.json (a JSON list of questions with question_id, db_id, question, "
+    "evidence, SQL, difficulty) and databases at dev_databases/<db_id>/<db_id>.sqlite"
+)
+
+
+def _layout_hint(root: Path, kind: str) -> str:
+    """``; it looks like <other> layout: use --dataset <other>`` when ``root`` has the other layout's folder."""
+    if kind == "spider" and (root / "dev_databases").is_dir():
+        return "; it looks like BIRD's layout (dev_databases/): use --dataset bird"
+    if kind == "bird" and (root / "database").is_dir():
+        return "; it looks like Spider's layout (database/): use --dataset spider"
+    return ""
+
+
+def _layout_error(root: Path, kind: str, problem: str, split: str = "dev") -> InputError:
+    """A folder that is not in ``kind``'s layout: what is wrong, what was expected, what it looks like."""
+    name, expected = ("Spider", SPIDER_LAYOUT.replace("<split>", split)) if kind == "spider" else ("BIRD", BIRD_LAYOUT)
+    return InputError(f"{root} is not in {name} layout ({problem}); expected {expected}{_layout_hint(root, kind)}")
+
+
+def _check_items(items: list, path: Path, kind: str, sql_keys: tuple[str, ...], split: str = "dev") -> None:
+    """Every question is an object with text ``question``/``db_id`` and, when present, SQL text.
+
+    Raises:
+        InputError: the first question that is not, naming the file, the item and the layout expected.
+    """
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            problem = f"item {i} of {path.name} is a {type(item).__name__}, not a question object"
+        else:
+            bad = next((k for k in ("question", "db_id") if not isinstance(item.get(k), str)), None)
+            if bad is None:
+                bad = next((k for k in sql_keys if item.get(k) is not None and not isinstance(item[k], str)), None)
+            if bad is None:
+                continue
+            value = item.get(bad)
+            problem = (f"item {i} of {path.name} has no {bad!r}" if value is None else
+                       f"item {i} of {path.name}: {bad!r} is a {type(value).__name__}, not text")
+        raise _layout_error(path.parent, kind, problem, split)
+
+
 def load_spider(root: str | Path, split: str = "dev") -> Dataset:
     """Load a Spider-layout directory (see module docstring).
 
@@ -148,14 +194,26 @@ def load_spider(root: str | Path, split: str = "dev") -> Dataset:
         split: file stem of the question file (``dev``, ``train_spider``, ...).
 
     Raises:
-        InputError: missing question file, or a gold file whose length differs from it.
+        InputError: not a folder in Spider's layout (no question file or ``database/`` folder,
+            questions that are not Spider's), or a gold file whose length differs from it.
     """
     from quorumsql.benchmarks.hardness import spider_hardness
 
     root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder; expected a Spider folder holding "
+                         f"{SPIDER_LAYOUT.replace('<split>', split)}")
+    if not (root / f"{split}.json").is_file():
+        raise _layout_error(root, "spider", f"no question file {split}.json", split)
+    if not (root / "database").is_dir():
+        raise _layout_error(root, "spider", "no database/ folder", split)
     items = _read_json(root / f"{split}.json")
     if not isinstance(items, list):
-        raise InputError(f"{root / f'{split}.json'}: expected a JSON list of questions")
+        raise _layout_error(root, "spider", f"{split}.json is not a JSON list of questions", split)
+    _check_items(items, root / f"{split}.json", "spider", ("query",), split)
+    if items and not any("query" in item for item in items) and any("SQL" in item for item in items):
+        raise _layout_error(root, "spider", f"the questions of {split}.json carry BIRD's 'SQL', not Spider's 'query'",
+                            split)
     gold_path = root / f"{split}_gold.sql"
     golds: list[tuple[str, str]] | None = None
     if gold_path.is_file():
@@ -201,17 +259,24 @@ def load_bird(root: str | Path, question_file: str | None = None) -> Dataset:
         question_file: file name; default the first of ``dev.json``, ``mini_dev_sqlite.json``.
 
     Raises:
-        InputError: no question file.
+        InputError: not a folder in BIRD's layout (no question file or ``dev_databases/``
+            folder, questions that are not BIRD's).
     """
     root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder; expected a BIRD folder holding {BIRD_LAYOUT}")
     if question_file is None:
         question_file = next((n for n in BIRD_QUESTION_FILES if (root / n).is_file()), None)
         if question_file is None:
-            raise InputError(f"no BIRD question file ({' or '.join(BIRD_QUESTION_FILES)}) in {root}")
+            raise InputError(f"no BIRD question file ({' or '.join(BIRD_QUESTION_FILES)}) in {root}: not in "
+                             f"BIRD layout; expected {BIRD_LAYOUT}{_layout_hint(root, 'bird')}")
+    db_root = root / "dev_databases"
+    if not db_root.is_dir():
+        raise _layout_error(root, "bird", "no dev_databases/ folder")
     items = _read_json(root / question_file)
     if not isinstance(items, list):
-        raise InputError(f"{root / question_file}: expected a JSON list of questions")
-    db_root = root / "dev_databases"
+        raise _layout_error(root, "bird", f"{question_file} is not a JSON list of questions")
+    _check_items(items, root / question_file, "bird", ("SQL", "sql"))
     examples = []
     for i, item in enumerate(items):
         db_id = item.get("db_id", "")
