@@ -124,3 +124,33 @@ def test_the_loaders_still_read_their_own_layouts(spider_data, bird_data):
     assert len(load_dataset("spider", spider_data).examples) == 485
     assert len(load_dataset("bird", bird_data.parent).examples) == 500
     assert len(load_dataset("bird", bird_data.parent / "mini_dev_sqlite.json").examples) == 500
+
+
+# ----------------------------------------------------------------------------- report --out
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory):
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from quorumsql.benchmarks import BaselineSystem, BenchmarkRunner, Evaluator, load_spider
+    from tests.conftest import SPIDER, require_shared
+
+    require_shared(SPIDER / "dev.json", "Spider dev.json")
+    examples = load_spider(SPIDER).select(db_ids=["concert_singer"], limit=2)
+    run = tmp_path_factory.mktemp("runs") / "a"
+    system = BaselineSystem("zs-mschema", FakeListChatModel(responses=["```sql\nSELECT count(*) FROM singer\n```"]))
+    BenchmarkRunner(system, Evaluator("spider"), run, progress=False, log=lambda m: None).run(examples)
+    return run
+
+
+def test_report_out_on_an_existing_file_is_refused_and_the_file_kept(one_run, tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("my notes\n")
+    assert main(["report", str(one_run), "--out", str(target)]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: {target} is a file, not a folder") and "give --out a folder" in line
+    assert target.read_text() == "my notes\n"
+    assert main(["report", str(one_run), "--out", str(target / "sub")]) == 2  # a file in the way of a folder
+    assert f"cannot write the report in {target / 'sub'}" in _one_error_line(capsys)
+    assert target.read_text() == "my notes\n"
+    assert main(["report", str(one_run), "--out", str(tmp_path / "rep")]) == 0  # a folder works
+    assert (tmp_path / "rep" / "report.html").is_file()

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from quorumsql.benchmarks.evaluators import rves_score
 from quorumsql.benchmarks.runner import RUN_FILE, read_results
-from quorumsql.errors import InputError
+from quorumsql.errors import ConfigError, InputError
 
 DIFFICULTY_ORDER = ("easy", "medium", "hard", "extra", "simple", "moderate", "challenging")
 AGREEMENT_BUCKETS = (("< 50%", 0.0, 0.5), ("50-99%", 0.5, 1.0), ("100%", 1.0, 1.01))
@@ -501,10 +501,15 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
         ``{"markdown": path, "html": path, "diff": path}``.
 
     Raises:
-        InputError: no run directory, or one that holds no run.
+        InputError: no run directory, one that holds no run, or an ``out_dir`` that is a file.
+        ConfigError: ``out_dir`` cannot be created or written.
     """
     if not run_dirs:
         raise InputError("give at least one run directory")
+    out = Path(out_dir) if out_dir else Path(run_dirs[0])
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file, not a folder: the report (report.md, report.html, diff.json) is "
+                         "written into a folder; give --out a folder (it is created when missing)")
     runs = [load_run(p) for p in run_dirs]
     seen: dict[str, int] = {}
     for r in runs:  # unique labels
@@ -513,13 +518,16 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
             r.name = f"{r.name}#{seen[r.name]}"
         else:
             seen[r.name] = 1
-    out = Path(out_dir) if out_dir else Path(run_dirs[0])
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out / "report.md", "html": out / "report.html", "diff": out / "diff.json"}
-    paths["markdown"].write_text(markdown_report(runs), encoding="utf-8")
-    paths["html"].write_text(html_report(runs), encoding="utf-8")
+    markdown_text, html_text = markdown_report(runs), html_report(runs)
     diffs = {f"{runs[0].name} vs {o.name}": question_diff(runs[0], o) for o in runs[1:]}
-    paths["diff"].write_text(json.dumps(
-        {"summaries": [summarize(r) for r in runs], "diffs": diffs}, indent=2, ensure_ascii=False, default=str
-    ), encoding="utf-8")
+    diff = json.dumps({"summaries": [summarize(r) for r in runs], "diffs": diffs}, indent=2, ensure_ascii=False,
+                      default=str)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        paths["markdown"].write_text(markdown_text, encoding="utf-8")
+        paths["html"].write_text(html_text, encoding="utf-8")
+        paths["diff"].write_text(diff, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report in {out}: {exc.strerror or exc}") from None
     return paths
