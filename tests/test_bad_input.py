@@ -154,3 +154,48 @@ def test_report_out_on_an_existing_file_is_refused_and_the_file_kept(one_run, tm
     assert target.read_text() == "my notes\n"
     assert main(["report", str(one_run), "--out", str(tmp_path / "rep")]) == 0  # a folder works
     assert (tmp_path / "rep" / "report.html").is_file()
+
+
+# ----------------------------------------------------------------------------- synth on databases that fail
+@pytest.fixture
+def scripted_synth(monkeypatch, tmp_path):
+    """``quorumsql synth`` with the synthesis tests' scripted good model; returns the model's call log."""
+    from tests.test_synth_pipeline import Scripted, World
+
+    llm = Scripted(script=World())
+    monkeypatch.setattr("quorumsql.llm.chat.get_chat_model", lambda settings=None, role="generator", **kw: llm)
+    monkeypatch.setenv("QUORUMSQL_CACHE_DIR", str(tmp_path / "cache"))
+    return llm.calls
+
+
+def test_synth_whose_every_seed_fails_on_the_database_is_an_error_that_keeps_the_records(scripted_synth, tmp_path,
+                                                                                          capsys):
+    import json
+
+    notdb = tmp_path / "notes.sqlite"
+    notdb.write_text("not a database\n")
+    out = tmp_path / "synth"
+    argv = ["synth", "--db", str(notdb), "--out", str(out), "--limit", "1", "--no-progress"]
+    assert main(argv) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith("error: every seed failed on its database (1 of 1; first: cannot open ")
+    assert "not a SQLite 3 database" in line and str(out / "records.jsonl") in line
+    assert scripted_synth == []  # no model was asked
+    [rec] = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    assert rec["dropped_by"] == "database" and "not a SQLite 3 database" in rec["drop_reason"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "failed" and run["message"] == line.removeprefix("error: ")
+    assert json.loads((out / "summary.json").read_text())["dropped_by"] == {"database": 1}
+    assert main([*argv, "--resume"]) == 2  # the same on --resume, and nothing is lost
+    assert "every seed failed on its database" in _one_error_line(capsys)
+    assert len((out / "records.jsonl").read_text().splitlines()) == 1
+
+
+def test_synth_with_some_seeds_on_a_missing_database_still_succeeds(scripted_synth, spider_data, tmp_path, capsys):
+    seeds = tmp_path / "log.sql"
+    seeds.write_text("SELECT Name FROM singer WHERE Age > 30\tconcert_singer\nSELECT 1\tno_such_db\n")
+    out = tmp_path / "synth"
+    assert main(["synth", "--seed-sql", str(seeds), "--data", str(spider_data), "--out", str(out),
+                 "--exec-runs", "1", "--no-progress"]) == 0
+    assert "all 2 seeds done" in capsys.readouterr().out
+    assert scripted_synth  # the good seed reached the model

@@ -16,7 +16,8 @@ Examples::
     quorumsql synth review synth/ --read                    # apply it, re-export, calibrate the judge
 
 Exit codes of ``synth``: 0 every seed done; 1 some seeds failed with model errors (``--resume``
-retries them); 3 stopped because the model kept failing; 130 interrupted. ``OUT`` receives
+retries them); 2 bad input, or every seed failed on its database (nothing synthesized; the
+dropped records are kept); 3 stopped because the model kept failing; 130 interrupted. ``OUT`` receives
 ``records.jsonl``, ``sft.jsonl``, ``alpaca.jsonl``, ``icl_pool.jsonl``, ``summary.json``, ``run.json``.
 """
 
@@ -30,7 +31,7 @@ import sys
 from pathlib import Path
 
 from quorumsql.cli import interruptible_run
-from quorumsql.errors import ConfigError, InputError
+from quorumsql.errors import ConfigError, DatabaseError, InputError
 
 
 def register(subparsers) -> None:
@@ -219,6 +220,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     print(f"synthesizing from {len(seeds)} seed(s) into {args.out}", file=sys.stderr, flush=True)
     with interruptible_run(f"finished seeds are saved in {Path(args.out) / 'records.jsonl'}"):
         result = runner.run(seeds, resume=args.resume, seeds_config=seeds_config)
+    if result.status == "failed":  # the records, exports and summary.json are written all the same
+        raise DatabaseError(result.message)
     print(result.message)
     _print_summary(result.summary)
     return {"finished": 0, "incomplete": 1, "stopped": 3}.get(result.status, 1)

@@ -43,20 +43,23 @@ class RunResult(BaseModel):
 
     Attributes:
         status: ``finished`` (every selected seed done), ``incomplete`` (some seeds failed with
-            model errors; ``--resume`` retries them) or ``stopped`` (the model kept failing).
+            model errors; ``--resume`` retries them), ``stopped`` (the model kept failing) or
+            ``failed`` (every selected seed was dropped because its database could not be
+            found, opened or read: nothing was synthesized; the dropped records are kept).
         seeds: seeds selected; done: of those, done (all sessions); done_now: done in this session.
         model_failures: seeds whose model calls failed this session; crashes: seeds recorded
-            as ``crash``.
+            as ``crash``; database_failures: selected seeds dropped on their database (all sessions).
         message: one line for people; summary: ``summary.json``; warnings: what went wrong
             on the side (repaired or unreadable lines).
     """
 
-    status: Literal["finished", "incomplete", "stopped"] = "finished"
+    status: Literal["finished", "incomplete", "stopped", "failed"] = "finished"
     seeds: int = 0
     done: int = 0
     done_now: int = 0
     model_failures: int = 0
     crashes: int = 0
+    database_failures: int = 0
     message: str = ""
     summary: dict[str, Any] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
@@ -90,6 +93,15 @@ def schema_lookup(context: SynthesisContext) -> Callable[[SynthRecord], str | No
         return cache[record.db]
 
     return schema_for
+
+
+def database_failures(records: Sequence[SynthRecord], seed_ids: Sequence[str]) -> list[SynthRecord]:
+    """The first record of each seed in ``seed_ids`` whose every record was dropped on its database."""
+    by_seed: dict[str, list[SynthRecord]] = {}
+    for r in records:
+        by_seed.setdefault(r.seed_id, []).append(r)
+    return [by_seed[sid][0] for sid in dict.fromkeys(seed_ids)
+            if by_seed.get(sid) and all(r.dropped_by == "database" for r in by_seed[sid])]
 
 
 def merge(records: Sequence[SynthRecord], updated: Sequence[SynthRecord]) -> list[SynthRecord]:
@@ -192,7 +204,14 @@ class SynthesisRunner:
             summary = self.finish(store, records, seeds=len(seeds))
             result.summary = summary
             remaining = len(seeds) - result.done
-            if stop:
+            failed = database_failures(records, ids)
+            result.database_failures = len(failed)
+            if seeds and len(failed) == len(seeds):
+                result.status = "failed"
+                reason = " ".join(str(failed[0].drop_reason or "no reason recorded").split())
+                result.message = (f"every seed failed on its database ({len(seeds)} of {len(seeds)}; first: {reason}); "
+                                  f"nothing was synthesized. The dropped records are in {self.out / 'records.jsonl'}.")
+            elif stop:
                 result.status = "stopped"
                 result.message = f"{stop}. {result.done} of {len(seeds)} seeds done; rerun with --resume to continue."
             elif remaining:
@@ -201,8 +220,9 @@ class SynthesisRunner:
                                   "and will be retried by --resume.")
             else:
                 result.message = f"all {len(seeds)} seeds done"
-            result.message += (f" {summary['kept']} of {summary['records']} records kept; "
-                               f"exports in {self.out}")
+            if result.status != "failed":
+                result.message += (f" {summary['kept']} of {summary['records']} records kept; "
+                                   f"exports in {self.out}")
             store.save(status=result.status, message=result.message,
                        counts={"seeds": len(seeds), "done": result.done, "records": summary["records"],
                                "kept": summary["kept"]})
