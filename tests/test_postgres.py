@@ -32,14 +32,19 @@ def test_refusals_read_only_session_and_timeout(postgres_server, postgres_concer
     db = open_database(postgres_concert_singer)
     with pytest.raises(UnsafeSQLError):
         db.execute("DELETE FROM singer")
-    # the second lock, past the check: the query runs as a server-side cursor, which takes only
-    # a query, inside a read-only transaction, which refuses writes made by functions
-    with pytest.raises(QueryError, match="syntax error"):
+    # past the check, the connector's guard refuses before sending anything
+    with pytest.raises(UnsafeSQLError, match="refused by the connection.*DELETE"):
         db._execute("DELETE FROM singer", 5.0, 10)
-    with pytest.raises(QueryError, match="data-modifying"):
-        db._execute("WITH d AS (DELETE FROM singer RETURNING *) SELECT * FROM d", 5.0, 10)
-    with pytest.raises(QueryError, match="read-only transaction"):
+    with pytest.raises(UnsafeSQLError, match="nextval"):
         db._execute("SELECT nextval('qsql_counter')", 5.0, 10)
+    # the server's own locks, past both: the query runs as a server-side cursor, which takes
+    # only a query, inside a read-only transaction, which refuses writes made by functions
+    with pytest.raises(QueryError, match="syntax error"):
+        db._run_read_only("DELETE FROM singer", 5.0, 10)
+    with pytest.raises(QueryError, match="data-modifying"):
+        db._run_read_only("WITH d AS (DELETE FROM singer RETURNING *) SELECT * FROM d", 5.0, 10)
+    with pytest.raises(QueryError, match="read-only transaction"):
+        db._run_read_only("SELECT nextval('qsql_counter')", 5.0, 10)
     with pytest.raises(QueryTimeout):
         db.execute("SELECT pg_sleep(3)", timeout=0.5)
     assert db.execute("SELECT count(*) FROM singer").rows == [(6,)]
@@ -104,7 +109,7 @@ def test_privilege_warnings(postgres_concert_singer, pg_reader_url):
     assert reader.privilege_warnings() == []
     assert reader.execute('SELECT count(*) FROM singer').rows == [(6,)]
     with pytest.raises(QueryError, match="permission denied"):
-        reader._execute("SELECT pg_read_file('/etc/passwd')", 5.0, 10)  # the server, for this role
+        reader._run_read_only("SELECT pg_read_file('/etc/passwd')", 5.0, 10)  # the server, for this role
 
 
 def test_write_privileges_are_reported(postgres_server, postgres_concert_singer, pg_reader_url):

@@ -8,14 +8,15 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from quorumsql.db.functions import normalize_names
 from quorumsql.db.safety import check_read_only
 from quorumsql.db.schema import DatabaseSchema
-from quorumsql.errors import QueryError, QueryTimeout, UnsafeSQLError
+from quorumsql.errors import InputError, QueryError, QueryTimeout, UnsafeSQLError
 
 DEFAULT_QUERY_TIMEOUT = 30.0
 DEFAULT_MAX_ROWS = 10_000
@@ -129,6 +130,9 @@ class Database(ABC):
         max_rows: default cap on fetched rows.
         max_result_bytes: cap on the payload fetched per query (sum of :func:`row_bytes`);
             a result that reaches it is cut and marked ``truncated``.
+        allowed_functions: lower-case names of functions the user permits beyond the
+            dialect's read-only built-ins (:mod:`quorumsql.db.functions`), honoured by the check
+            and by the connector's own guard.
     """
 
     dialect: str = ""
@@ -140,7 +144,14 @@ class Database(ABC):
         query_timeout: float = DEFAULT_QUERY_TIMEOUT,
         max_rows: int = DEFAULT_MAX_ROWS,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        allowed_functions: Iterable[str] = (),
     ) -> None:
+        try:
+            self.allowed_functions: frozenset[str] = normalize_names(allowed_functions)
+        except TypeError as exc:
+            raise InputError(str(exc)) from None
+        if not isinstance(query_timeout, (int, float)) or not query_timeout > 0:
+            raise InputError(f"query_timeout must be a number of seconds above 0, got {query_timeout!r}")
         self.db_id = db_id
         self.query_timeout = query_timeout
         self.max_rows = max_rows
@@ -307,11 +318,14 @@ class Database(ABC):
 
         Raises:
             UnsafeSQLError: not a single read-only query (nothing was sent to the database).
+            InputError: ``timeout`` is not above 0.
             QueryTimeout: the query ran longer than ``timeout`` and was interrupted.
             QueryError: the database rejected the query.
         """
-        checked = check_read_only(sql, self.dialect)
+        checked = check_read_only(sql, self.dialect, self.allowed_functions)
         budget = self.query_timeout if timeout is None else timeout
+        if not budget > 0:
+            raise InputError(f"a query timeout must be above 0 seconds, got {budget!r}")
         cap = self.max_rows if max_rows is None else max_rows
         start = time.monotonic()
         columns, rows, truncated = self._execute(checked, budget, cap)

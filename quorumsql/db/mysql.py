@@ -13,7 +13,8 @@ against MariaDB 10.11 with an account holding ALL PRIVILEGES (``tests/test_harde
   SHUTDOWN, DO, HANDLER, and ``SET STATEMENT tx_read_only=0 FOR ...`` (which lifts the read-only
   session for one statement) run for an account that holds the privilege. Only the account's
   privileges stop them on the server; this connector's lexical guard (:func:`_guard`) refuses
-  them on the client as well, independently of sqlglot, and
+  them on the client as well, independently of sqlglot, along with calls of anything but the
+  read-only built-in functions (a stored function can run ``SET GLOBAL``), and
   :meth:`MySQLDatabase.privilege_warnings` reports an account that can write or holds FILE.
 
 Time: ``max_statement_time`` (MariaDB, seconds) or ``max_execution_time`` (MySQL, ms) is set
@@ -26,10 +27,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from quorumsql.db.base import Database, fetch_capped
-from quorumsql.db.safety import DENIED_FUNCTIONS
+from quorumsql.db.functions import Token as FunctionToken
+from quorumsql.db.functions import refused_call
 from quorumsql.db.schema import Column, DatabaseSchema, ForeignKey, Table
 from quorumsql.errors import DatabaseError, QueryError, QueryTimeout, UnsafeSQLError
 from quorumsql.sqlnames import quote_identifier
@@ -53,42 +56,70 @@ _READ_PRIVILEGES = {
     "SHOW CREATE ROUTINE",
 }
 
-_GUARD_STARTS = {"SELECT", "WITH", "VALUES", "TABLE", "("}
+_GUARD_STARTS = {"SELECT", "WITH", "VALUES", "TABLE"}
 _GUARD_WORDS = {"INTO", "OUTFILE", "DUMPFILE"}
 _EXEC_COMMENT = re.compile(r"/\*M?!\d{0,6}", re.IGNORECASE)
-_WORD = re.compile(r"[A-Za-z0-9_$]+")
+# MySQL's unquoted name characters: ASCII letters, digits, "_", "$" and every character from
+# U+0080 on (U+00A0 and U+3000 included: to the server they are letters, not spaces).
+_WORD = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
+_SYMBOLS = ("::", ":=", "<=>", "<=", ">=", "<>", "!=", "||", "&&", "<<", ">>", "->>", "->", "@@")
 
 
 def _quote_ident(name: str) -> str:
     return quote_identifier(name, "mysql")
 
 
-def _server_words(sql: str) -> list[str]:
-    """The words and symbols MySQL reads in ``sql``, upper-cased, as its lexer splits them.
+def _server_words(sql: str) -> list[FunctionToken]:
+    """The tokens MySQL reads in ``sql``, as (kind, value) pairs (see :mod:`quorumsql.db.functions`).
 
-    String literals and backquoted names are skipped (backslash escapes and doubled quotes),
-    comments are skipped (``#``, ``-- `` with a space or control character after the dashes,
-    ``/* */``), and the bodies of executable comments (``/*!``, ``/*!50700``, ``/*M!``) count
-    as code, whatever their version number.
+    A small lexer of the server's own rules, independent of sqlglot: ``'...'`` and ``"..."``
+    are strings (backslash escapes and doubled quotes; the session clears ``ANSI_QUOTES`` and
+    ``NO_BACKSLASH_ESCAPES``), backquoted names are ``quoted`` with their content, ``#`` and
+    ``--`` comments run to the end of the line (``--`` only when an ASCII space or control
+    character follows: ``--1`` is two minus signs), ``/* */`` comments do not nest, and the
+    bodies of executable comments (``/*!``, ``/*!50700``, ``/*M!``) are code. Unquoted words
+    keep their spelling; any character from U+0080 on is part of a word, as on the server.
+
+    Raises:
+        UnsafeSQLError: ``--`` followed by a non-ASCII character (the server reads it as code
+            while a reader that takes it for a comment would not), or a NUL character.
     """
-    out: list[str] = []
+    out: list[FunctionToken] = []
     i, n, in_exec = 0, len(sql), False
     while i < n:
         c = sql[i]
+        if c == "\x00":
+            raise UnsafeSQLError("refused by the connection: a NUL character in the query")
         if c in "'\"`":
-            j = i + 1
+            j, buf = i + 1, []
             while j < n:
-                if sql[j] == "\\" and c != "`":
+                if sql[j] == "\\" and c != "`" and j + 1 < n:
+                    buf.append(sql[j:j + 2])
                     j += 2
                 elif sql[j] == c and j + 1 < n and sql[j + 1] == c:
+                    buf.append(c)
                     j += 2
                 elif sql[j] == c:
                     break
                 else:
+                    buf.append(sql[j])
                     j += 1
-            out.append("STRING" if c != "`" else "NAME")
+            out.append(("quoted" if c == "`" else "string", "".join(buf)))
             i = j + 1
-        elif c == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2].isspace() or ord(sql[i + 2]) < 32)):
+        elif sql.startswith("--", i):
+            after = sql[i + 2] if i + 2 < n else "\n"
+            if ord(after) <= 32 or ord(after) == 127:
+                j = sql.find("\n", i)
+                i = n if j < 0 else j + 1
+            elif ord(after) > 127:
+                raise UnsafeSQLError(
+                    f"refused by the connection: '--' followed by U+{ord(after):04X} is ambiguous "
+                    "(a comment needs a plain space after the dashes)"
+                )
+            else:
+                out.extend([("symbol", "-"), ("symbol", "-")])
+                i += 2
+        elif c == "#":
             j = sql.find("\n", i)
             i = n if j < 0 else j + 1
         elif sql.startswith("/*", i):
@@ -101,37 +132,48 @@ def _server_words(sql: str) -> list[str]:
         elif in_exec and sql.startswith("*/", i):
             in_exec, i = False, i + 2
         elif (m := _WORD.match(sql, i)) is not None:
-            out.append(m.group().upper())
+            word = m.group()
+            out.append(("number" if word.isdigit() else "word", word))
             i = m.end()
-        else:
-            if not c.isspace():
-                out.append(c)
+        elif c in " \t\n\r\f\v":
             i += 1
+        else:
+            sym = next((s for s in _SYMBOLS if sql.startswith(s, i)), c)
+            out.append(("symbol", sym))
+            i += len(sym)
     return out
 
 
-def _guard(sql: str) -> None:
+def _guard(sql: str, allowed_functions: Iterable[str] = ()) -> None:
     """The connection's own refusal of what a privileged account could do in one statement.
 
-    Independent of sqlglot (a small lexer of MySQL's own rules, :func:`_server_words`): the
+    Independent of sqlglot (:func:`_server_words` reads the text as the server does): the
     statement must start like a query and may not write files (``INTO``, ``OUTFILE``,
-    ``DUMPFILE``), call :data:`~quorumsql.db.safety.DENIED_FUNCTIONS` (``LOAD_FILE``, ...) or
-    hold a second statement. This covers what the read-only session does not stop (SET GLOBAL,
-    SET STATEMENT, INTO OUTFILE, LOAD_FILE, FLUSH, KILL, SHUTDOWN, ...).
+    ``DUMPFILE``), hold a second statement, or call a function outside the dialect's read-only
+    built-ins and ``allowed_functions`` (:func:`quorumsql.db.functions.refused_call`: a stored
+    function, ``LOAD_FILE``, ``GET_LOCK``, quoted or qualified). This covers what the read-only
+    session does not stop (SET GLOBAL, SET STATEMENT, INTO OUTFILE, LOAD_FILE, FLUSH, KILL,
+    SHUTDOWN, stored functions that write, ...).
 
     Raises:
         UnsafeSQLError: the statement is refused (nothing was sent).
     """
-    words = _server_words(sql)
-    while words and words[-1] == ";":
-        words.pop()
-    if not words or words[0] not in _GUARD_STARTS:
-        first = words[0] if words else "nothing"
-        raise UnsafeSQLError(f"refused by the connection: only read queries run on MySQL, got {first}")
-    denied = DENIED_FUNCTIONS["mysql"]
-    for word, nxt in zip(words, words[1:] + [""]):
-        if word in _GUARD_WORDS or (nxt == "(" and word.lower() in denied) or word == ";":
-            raise UnsafeSQLError(f"refused by the connection: {word} is not allowed in a read query")
+    tokens = _server_words(sql)
+    while tokens and tokens[-1] == ("symbol", ";"):
+        tokens.pop()
+    first = tokens[0] if tokens else ("word", "nothing")
+    if not (first == ("symbol", "(") or (first[0] == "word" and first[1].upper() in _GUARD_STARTS)):
+        raise UnsafeSQLError(
+            f"refused by the connection: only read queries run on MySQL, got {first[1].upper()}"
+        )
+    for kind, value in tokens:
+        if (kind == "word" and value.upper() in _GUARD_WORDS) or (kind, value) == ("symbol", ";"):
+            raise UnsafeSQLError(
+                f"refused by the connection: {value.upper()} is not allowed in a read query"
+            )
+    reason = refused_call(tokens, "mysql", allowed_functions)
+    if reason:
+        raise UnsafeSQLError(f"refused by the connection: {reason}")
 
 
 def _abandon(stream) -> None:
@@ -255,52 +297,13 @@ class MySQLDatabase(Database):
         return "/".join(str(v) for v in rows[0])
 
     def _read_privileges(self, conn=None) -> list[str]:
-        """Parse ``SHOW GRANTS`` of the current account into warnings (see the base method)."""
-        account = self._run_internal("SELECT CURRENT_USER()", (), conn)[0][0]
-        grants = [str(r[0]) for r in self._run_internal("SHOW GRANTS", (), conn)]
-        changes: list[str] = []
-        file_priv = False
-        roles: list[str] = []
-        for line in grants:
-            m = re.match(r"GRANT\s+(.*?)\s+ON\s+(.*?)\s+TO\s", line, re.IGNORECASE | re.DOTALL)
-            if m is None:
-                role = re.match(r"GRANT\s+(.*?)\s+TO\s", line, re.IGNORECASE | re.DOTALL)
-                if role:
-                    roles.append(role.group(1))
-                continue
-            target = m.group(2)
-            privileges = [p.strip() for p in re.split(r",(?![^()]*\))", m.group(1))]
-            if re.search(r"WITH\s+GRANT\s+OPTION", line, re.IGNORECASE):
-                privileges.append("GRANT OPTION")
-            for priv in privileges:
-                name = re.sub(r"\s*\(.*\)\s*$", "", priv, flags=re.DOTALL).upper()
-                name = " ".join(name.split())
-                if name in ("ALL", "ALL PRIVILEGES"):
-                    changes.append(f"ALL PRIVILEGES ON {target}")
-                    file_priv = file_priv or target.replace(" ", "") == "*.*"
-                elif name == "FILE":
-                    file_priv = True
-                elif name not in _READ_PRIVILEGES and name not in changes:
-                    changes.append(name)
-        warnings = []
-        if changes:
-            warnings.append(
-                f"the MySQL account {account} can change data, structure or the server "
-                f"({', '.join(changes)}): QuorumSQL refuses such statements itself, but only an "
-                "account limited to SELECT is a lock the server enforces"
-            )
-        if file_priv:
-            warnings.append(
-                f"the MySQL account {account} holds the FILE privilege: LOAD_FILE() and "
-                "SELECT ... INTO OUTFILE could read and write files on the server's host "
-                "(QuorumSQL refuses both); revoke FILE"
-            )
-        if roles:
-            warnings.append(
-                f"the MySQL account {account} has the role(s) {', '.join(roles)}, not inspected: "
-                "check that they grant only SELECT"
-            )
-        return warnings
+        """The account's privileges (``SHOW GRANTS``, roles included) as warnings: the findings of
+        :func:`quorumsql.db.doctor.mysql_findings` in the sentences of
+        :func:`~quorumsql.db.doctor.connect_warnings` (see the base method)."""
+        from quorumsql.db.doctor import connect_warnings, mysql_findings
+
+        account, findings = mysql_findings(self, conn)
+        return connect_warnings("mysql", account, findings)
 
     def _session_statement(self, timeout: float) -> str:
         if self._mariadb:
@@ -310,7 +313,7 @@ class MySQLDatabase(Database):
         return f"SET SESSION {limit}, {_SQL_MODE}"
 
     def _execute(self, sql: str, timeout: float, max_rows: int):
-        _guard(sql)
+        _guard(sql, self.allowed_functions)
         return self._run_read_only(sql, timeout, max_rows)
 
     def _run_read_only(self, sql: str, timeout: float, max_rows: int):

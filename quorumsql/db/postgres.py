@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from quorumsql.db.base import Database, fetch_capped
+from quorumsql.db.functions import Token as FunctionToken
+from quorumsql.db.functions import refused_call
 from quorumsql.db.schema import Column, DatabaseSchema, ForeignKey, Table
-from quorumsql.errors import DatabaseError, QueryError, QueryTimeout
+from quorumsql.errors import DatabaseError, QueryError, QueryTimeout, UnsafeSQLError
 from quorumsql.sqlnames import quote_identifier
 
 _EXAMPLES = 3
@@ -40,15 +43,152 @@ def _without_cursor(message: str) -> str:
     return "\n".join(lines)
 
 
+_IDENT_START = r"A-Za-z_\u0080-\uffff"
+_PG_WORD = re.compile(rf"[{_IDENT_START}][{_IDENT_START}0-9$]*")
+_DOLLAR_TAG = re.compile(rf"\$(?:[{_IDENT_START}][{_IDENT_START}0-9]*)?\$")
+_PG_SPACE = " \t\n\r\f\v"
+_GUARD_STARTS = {"SELECT", "WITH", "VALUES", "TABLE"}
+
+
+def _quoted_end(sql: str, start: int, quote: str, backslash: bool) -> tuple[int, str]:
+    """End index (just past the closing quote) and content of a quoted run opening at ``start``.
+
+    A doubled quote stands for itself; with ``backslash`` (E'...' strings) a backslash escapes
+    the next character. An unterminated run ends the text.
+    """
+    j, buf, n = start + 1, [], len(sql)
+    while j < n:
+        ch = sql[j]
+        if backslash and ch == "\\" and j + 1 < n:
+            buf.append(sql[j:j + 2])
+            j += 2
+        elif ch == quote and j + 1 < n and sql[j + 1] == quote:
+            buf.append(quote)
+            j += 2
+        elif ch == quote:
+            return j + 1, "".join(buf)
+        else:
+            buf.append(ch)
+            j += 1
+    return n, "".join(buf)
+
+
+def _server_tokens(sql: str) -> list[FunctionToken]:
+    """The tokens PostgreSQL reads in ``sql`` as (kind, value) pairs (:mod:`quorumsql.db.functions`).
+
+    A small lexer of the server's rules, independent of sqlglot (the session sets
+    ``standard_conforming_strings = on``): ``'...'`` strings with doubled quotes, ``E'...'``
+    with backslash escapes, ``B'`` / ``X'`` / ``N'`` / ``U&'`` strings, dollar-quoted
+    ``$tag$ ... $tag$`` strings, ``"..."`` names (``quoted``), ``--`` comments to the end of
+    the line, nested ``/* */`` comments. Any character from U+0080 on is a name character.
+
+    Raises:
+        UnsafeSQLError: a ``U&"..."`` name (a name spelled in escapes) or a NUL character.
+    """
+    out: list[FunctionToken] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c == "\x00":
+            raise UnsafeSQLError("refused by the connection: a NUL character in the query")
+        if c in _PG_SPACE:
+            i += 1
+        elif sql.startswith("--", i):
+            ends = [k for k in (sql.find("\n", i), sql.find("\r", i)) if k >= 0]
+            i = min(ends) + 1 if ends else n
+        elif sql.startswith("/*", i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if sql.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif sql.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            i = j
+        elif c == "'":
+            i, text = _quoted_end(sql, i, "'", backslash=False)
+            out.append(("string", text))
+        elif c == '"':
+            i, text = _quoted_end(sql, i, '"', backslash=False)
+            out.append(("quoted", text))
+        elif c == "$" and (m := _DOLLAR_TAG.match(sql, i)) is not None:
+            end = sql.find(m.group(), m.end())
+            out.append(("string", sql[m.end(): n if end < 0 else end]))
+            i = n if end < 0 else end + len(m.group())
+        elif (m := _PG_WORD.match(sql, i)) is not None:
+            word, j = m.group(), m.end()
+            low = word.lower()
+            if low == "u" and sql.startswith('&"', j):
+                raise UnsafeSQLError(
+                    'refused by the connection: unicode-escaped names (U&"...") are not allowed'
+                )
+            if low == "u" and sql.startswith("&'", j):
+                i, text = _quoted_end(sql, j + 1, "'", backslash=False)
+                out.append(("string", text))
+            elif low in ("e", "b", "x", "n") and j < n and sql[j] == "'":
+                i, text = _quoted_end(sql, j, "'", backslash=low == "e")
+                out.append(("string", text))
+            else:
+                out.append(("word", word))
+                i = j
+        elif c.isdigit():
+            j = i
+            while j < n and (sql[j].isdigit() or sql[j] in "._"):
+                j += 1
+            out.append(("number", sql[i:j]))
+            i = j
+        elif sql.startswith("::", i):
+            out.append(("symbol", "::"))
+            i += 2
+        else:
+            out.append(("symbol", c))
+            i += 1
+    return out
+
+
+def _guard(sql: str, allowed_functions: Iterable[str] = ()) -> None:
+    """The connection's own refusal, independent of sqlglot (:func:`_server_tokens`).
+
+    The statement must start like a query, hold one statement, write nothing (``INTO``) and
+    call only the read-only built-in functions and ``allowed_functions``
+    (:func:`quorumsql.db.functions.refused_call`): no ``dblink``, ``pg_read_file``,
+    ``pg_file_write``, ``pg_terminate_backend`` or routine of the database, however spelled
+    (quoted, ``pg_catalog.``-qualified, upper case). The read-only transaction does not stop
+    these for a superuser or for a function that opens its own connection.
+
+    Raises:
+        UnsafeSQLError: the statement is refused (nothing was sent).
+    """
+    tokens = _server_tokens(sql)
+    while tokens and tokens[-1] == ("symbol", ";"):
+        tokens.pop()
+    first = tokens[0] if tokens else ("word", "nothing")
+    if not (first == ("symbol", "(") or (first[0] == "word" and first[1].upper() in _GUARD_STARTS)):
+        raise UnsafeSQLError(
+            f"refused by the connection: only read queries run on PostgreSQL, got {first[1].upper()}"
+        )
+    for kind, value in tokens:
+        if (kind == "word" and value.upper() == "INTO") or (kind, value) == ("symbol", ";"):
+            raise UnsafeSQLError(
+                f"refused by the connection: {value.upper()} is not allowed in a read query"
+            )
+    reason = refused_call(tokens, "postgres", allowed_functions)
+    if reason:
+        raise UnsafeSQLError(f"refused by the connection: {reason}")
+
+
 class PostgresDatabase(Database):
     """A PostgreSQL database; every session has ``default_transaction_read_only = on``.
 
     The server enforces ``statement_timeout`` and the read-only transaction (no INSERT / UPDATE
     / DELETE, DDL, ``nextval`` or large-object writes). It does not stop what the account's
     privileges allow outside transactions' writes: a superuser or a member of
-    ``pg_read_server_files`` can read server files with ``pg_read_file`` and friends, which
-    the read-only check refuses (:data:`~quorumsql.db.safety.DENIED_FUNCTIONS`) and
-    :meth:`privilege_warnings` reports. The query runs as a server-side cursor (``DECLARE``
+    ``pg_read_server_files`` can read server files with ``pg_read_file`` and friends, and a
+    function (dblink's, adminpack's, the database's own) can write through its own connection
+    or as a superuser. The read-only check and this connector's guard (:func:`_guard`) both
+    allow only read-only built-in functions (:mod:`quorumsql.db.functions`), and
+    :meth:`privilege_warnings` reports a privileged account. The query runs as a server-side cursor (``DECLARE``
     accepts only a query), fetched in growing batches under the row and byte caps, each fetch
     with what is left of the time budget; a cut result closes the cursor.
 
@@ -106,12 +246,23 @@ class PostgresDatabase(Database):
             return psycopg.connect(
                 self._url,
                 connect_timeout=max(1, int(self.connect_timeout)),
-                options=f"-c default_transaction_read_only=on -c statement_timeout={max(1, int(timeout * 1000))}",
+                options=(
+                    "-c default_transaction_read_only=on -c standard_conforming_strings=on "
+                    f"-c statement_timeout={max(1, int(timeout * 1000))}"
+                ),
             )
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot reach PostgreSQL at {self.uri}: {str(exc).strip()}") from None
 
     def _execute(self, sql: str, timeout: float, max_rows: int):
+        _guard(sql, self.allowed_functions)
+        return self._run_read_only(sql, timeout, max_rows)
+
+    def _run_read_only(self, sql: str, timeout: float, max_rows: int):
+        """Run ``sql`` in a read-only session as a server-side cursor, without :func:`_guard`.
+
+        The server's own locks only (tests call this to show what the server stops).
+        """
         import psycopg
 
         deadline = time.monotonic() + timeout
@@ -171,59 +322,14 @@ class PostgresDatabase(Database):
         return "/".join(str(v) for v in rows[0])
 
     def _read_privileges(self, conn=None) -> list[str]:
-        """Superuser, server-file roles, database/schema CREATE and table write privileges."""
-        (user, superuser, createrole, createdb), = self._fetch(
-            "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user",
-            (), conn,
-        )
-        if superuser:
-            return [
-                f"the PostgreSQL role {user} is a superuser: it can read and write server files "
-                "(pg_read_file, COPY ... TO) and run programs, and the read-only session is only "
-                "a default it could change; connect with a role that holds only SELECT"
-            ]
-        warnings = []
-        file_roles = [
-            name for (name,) in self._fetch(
-                "SELECT r.rolname FROM pg_roles r WHERE r.rolname IN "
-                "('pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program') "
-                "AND pg_has_role(current_user, r.oid, 'MEMBER') ORDER BY 1",
-                (), conn,
-            )
-        ]
-        if file_roles:
-            warnings.append(
-                f"the PostgreSQL role {user} is a member of {', '.join(file_roles)}: it can reach "
-                "files or programs on the server (QuorumSQL refuses those functions); revoke the membership"
-            )
-        (tables, schemas, db_create), = self._fetch(
-            "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') "
-            "        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%' "
-            "        AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')), "
-            "       (SELECT string_agg(nspname, ', ' ORDER BY nspname) FROM pg_namespace "
-            "        WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg_%%' "
-            "        AND has_schema_privilege(oid, 'CREATE')), "
-            "       has_database_privilege(current_database(), 'CREATE')",
-            (), conn,
-        )
-        rights = []
-        if tables:
-            rights.append(f"write {tables} table(s)")
-        if schemas:
-            rights.append(f"create objects in schema(s) {schemas}")
-        if db_create:
-            rights.append("create schemas in the database")
-        if createrole:
-            rights.append("create roles")
-        if createdb:
-            rights.append("create databases")
-        if rights:
-            warnings.append(
-                f"the PostgreSQL role {user} can {', '.join(rights)}: QuorumSQL's sessions are "
-                "read-only, but only a role limited to SELECT is a lock the server enforces"
-            )
-        return warnings
+        """Superuser, server-file roles, write and CREATE rights, dblink / adminpack and user
+        routines that may write, as warnings: the findings of
+        :func:`quorumsql.db.doctor.postgres_findings` in the sentences of
+        :func:`~quorumsql.db.doctor.connect_warnings` (see the base method)."""
+        from quorumsql.db.doctor import connect_warnings, postgres_findings
+
+        role, findings = postgres_findings(self, conn)
+        return connect_warnings("postgres", role, findings)
 
     def _fetch(self, sql: str, params: tuple = (), conn=None) -> list[tuple]:
         import psycopg

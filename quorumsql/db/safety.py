@@ -7,26 +7,33 @@ could still do; PostgreSQL sessions have ``default_transaction_read_only``. A st
 slipped past this check still cannot write where the server enforces the second lock, and the
 README's "Safety" section says which statements only this check stops.
 
-The check works on sqlglot's tokens and expression tree, plus two things sqlglot does not model:
+The check works on sqlglot's tokens and expression tree, plus what sqlglot does not model:
 
 - MySQL / MariaDB *executable comments* (``/*! ... */``, ``/*!50000 ... */``, ``/*M! ... */``,
   ``/*M!100500 ... */``) are code to the server but comments to sqlglot; they are refused on
   the ``mysql`` dialect. Only text between tokens is inspected, so ``'/*!'`` inside a string
   literal is data and passes.
-- Functions that read or write files or server state (MySQL ``LOAD_FILE``, PostgreSQL
-  ``pg_read_file`` / ``lo_import`` / ``dblink`` ..., SQLite ``load_extension`` / ``readfile`` /
-  ``fts3_tokenizer`` ...) are refused per dialect wherever they are called.
+- Function calls: only the dialect's read-only built-ins and the user's ``allowed_functions``
+  may be called (:mod:`quorumsql.db.functions`); a routine of the database, an extension's
+  function or a file / lock / signal built-in is refused with its name, however it is spelled
+  (quoted, schema-qualified, upper case).
+- Spellings whose reading differs between sqlglot and the server are refused rather than
+  guessed: non-ASCII spaces between tokens (a name character to the servers), MySQL ``--``
+  without a plain space after it, PostgreSQL ``U&"..."`` names, NUL characters.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
+from quorumsql.db.functions import Token as FunctionToken
+from quorumsql.db.functions import refused_call
 from quorumsql.errors import UnsafeSQLError
 
 # Expression types that write, change structure or lock rows.
@@ -55,52 +62,6 @@ _STRING_TOKENS = {t for t in TokenType if t.name.endswith("STRING")}
 # "/*!" and "/*M!" open a comment whose body MySQL / MariaDB executes (an optional version
 # number follows). Matched case-insensitively: refusing "/*m!" too costs nothing.
 _EXECUTABLE_COMMENT = re.compile(r"/\*[mM]?!")
-
-
-class _DeniedFunctions:
-    """Function names refused for one dialect: exact names plus name prefixes (lower case)."""
-
-    def __init__(self, exact: set[str], prefixes: tuple[str, ...] = ()) -> None:
-        self.exact = exact
-        self.prefixes = prefixes
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.exact or name.startswith(self.prefixes)
-
-
-# Functions that read or write files, load code, run SQL given as text, change settings or
-# signal other sessions. Sleeping and busy functions (SLEEP, BENCHMARK, pg_sleep) are allowed:
-# the statement time limit bounds them.
-DENIED_FUNCTIONS: dict[str, _DeniedFunctions] = {
-    "mysql": _DeniedFunctions(
-        {
-            "load_file", "get_lock", "release_lock", "release_all_locks", "master_pos_wait",
-            "master_gtid_wait", "source_pos_wait", "wait_for_executed_gtid_set", "nextval",
-            "setval", "sys_exec", "sys_eval",
-        }
-    ),
-    "postgres": _DeniedFunctions(
-        {
-            "pg_stat_file", "set_config", "pg_terminate_backend", "pg_cancel_backend",
-            "pg_reload_conf", "pg_rotate_logfile", "pg_switch_wal", "pg_promote",
-            "pg_logical_emit_message", "pg_notify", "nextval", "setval", "loread", "lowrite",
-            "pg_import_system_collations", "pg_logdir_ls",
-        },
-        (
-            "lo_", "dblink", "pg_read_", "pg_ls_", "pg_file_", "pg_advisory_", "pg_try_advisory_",
-            "query_to_xml", "cursor_to_xml", "pg_create_", "pg_drop_", "pg_replication_",
-            "pg_stat_reset",
-        ),
-    ),
-    "sqlite": _DeniedFunctions(
-        {
-            "load_extension", "readfile", "writefile", "fts3_tokenizer", "edit", "fsdir",
-            "zipfile", "sqlar_compress", "sqlar_uncompress",
-        }
-    ),
-}
-DENIED_FUNCTIONS["mariadb"] = DENIED_FUNCTIONS["mysql"]
-DENIED_FUNCTIONS["postgresql"] = DENIED_FUNCTIONS["postgres"]
 
 
 def _tokenize(sql: str, dialect: str) -> list[Token]:
@@ -147,29 +108,107 @@ def _refuse_executable_comments(text: str, tokens: list[Token]) -> None:
         )
 
 
-def _refuse_denied_functions(tokens: list[Token], dialect: str) -> None:
-    denied = DENIED_FUNCTIONS.get(dialect.lower())
-    if denied is None:
-        return
-    for tok, nxt in zip(tokens, tokens[1:]):
-        if nxt.token_type != TokenType.L_PAREN or tok.token_type in _STRING_TOKENS:
-            continue
-        name = tok.text.lower()
-        if name in denied:
+# sqlglot token types read as words: names and keywords; multi-word keywords ("GROUP BY")
+# are split into their words.
+_WORDLIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(?:\s+[A-Za-z_][A-Za-z0-9_$]*)*")
+
+
+def server_tokens(tokens: list[Token]) -> list[FunctionToken]:
+    """sqlglot's tokens in the neutral form :func:`quorumsql.db.functions.function_calls` reads."""
+    out: list[FunctionToken] = []
+    for tok in tokens:
+        if tok.token_type == TokenType.IDENTIFIER:
+            out.append(("quoted", tok.text))
+        elif tok.token_type in _STRING_TOKENS:
+            out.append(("string", tok.text))
+        elif tok.token_type == TokenType.NUMBER:
+            out.append(("number", tok.text))
+        elif tok.token_type == TokenType.VAR or _WORDLIKE.fullmatch(tok.text):
+            out.extend(("word", part) for part in tok.text.split())
+        else:
+            out.append(("symbol", tok.text))
+    return out
+
+
+def _refuse_calls(tokens: list[Token], dialect: str, allowed: Iterable[str]) -> None:
+    reason = refused_call(server_tokens(tokens), dialect, allowed)
+    if reason:
+        raise UnsafeSQLError(reason)
+
+
+def _refuse_unicode_identifiers(text: str, tokens: list[Token]) -> None:
+    """PostgreSQL ``U&"..."`` names spell a name in escapes (``U&"pg\\005fread_file"``): refused."""
+    for a, b, c in zip(tokens, tokens[1:], tokens[2:]):
+        if (
+            a.text.upper() == "U" and b.token_type == TokenType.AMP and c.token_type == TokenType.IDENTIFIER
+            and b.start == a.end + 1 and c.start == b.end + 1
+        ):
             raise UnsafeSQLError(
-                f"the function {name}() is not allowed: it reads or writes files or server state"
+                'unicode-escaped names (U&"...") are not allowed: write the name plainly'
             )
 
 
-def check_read_only(sql: str, dialect: str = "sqlite") -> str:
+def _refuse_ambiguous_gaps(text: str, tokens: list[Token], dialect: str) -> None:
+    """Refuse text between tokens that the server may read differently from sqlglot.
+
+    sqlglot reads every ``str.isspace()`` character as whitespace; the servers read non-ASCII
+    spaces (U+00A0, U+3000, U+2028 ...) as part of a name. On MySQL / MariaDB ``--`` opens a
+    comment only when an ASCII space or control character follows (``--`` + U+00A0 is code to
+    the server and a comment to sqlglot).
+    """
+    mysql = dialect.lower() in _MYSQL_DIALECTS
+    for gap in _gaps(text, tokens):
+        i, n = 0, len(gap)
+        while i < n:
+            c = gap[i]
+            if c in _ASCII_SPACE:
+                i += 1
+            elif gap.startswith("--", i):
+                after = gap[i + 2] if i + 2 < n else " "
+                if mysql and not (ord(after) <= 32 or ord(after) == 127):
+                    raise UnsafeSQLError(
+                        f"'--' followed by {_char_name(after)} is ambiguous on MySQL (a comment "
+                        "needs a plain space after the dashes): not allowed"
+                    )
+                end = gap.find("\n", i)
+                i = n if end < 0 else end + 1
+            elif mysql and c == "#":
+                end = gap.find("\n", i)
+                i = n if end < 0 else end + 1
+            elif gap.startswith("/*", i):
+                # sqlglot nests block comments exactly where the server does (PostgreSQL),
+                # so the gap already ends where the server's comment ends
+                end = gap.find("*/", i + 2)
+                i = n if end < 0 else end + 2
+            elif ord(c) > 127:
+                raise UnsafeSQLError(
+                    f"{_char_name(c)} outside a quoted name or string is ambiguous "
+                    "(the server reads it as part of a name): not allowed"
+                )
+            else:
+                i += 1
+
+
+_ASCII_SPACE = " \t\n\r\f\v"
+
+
+def _char_name(c: str) -> str:
+    return f"U+{ord(c):04X}"
+
+
+def check_read_only(sql: str, dialect: str = "sqlite", allowed_functions: Iterable[str] = ()) -> str:
     """Check that ``sql`` is exactly one read-only query and return it without a trailing ``;``.
 
     Accepted: SELECT, set operations (UNION/INTERSECT/EXCEPT), WITH ... SELECT, VALUES; a
     trailing ``;`` and comments after it (``SELECT 1; -- done``) are cut off.
     Refused: empty input, several statements, any write/DDL/transaction/session statement,
     ``SELECT ... INTO``, row locks (``FOR UPDATE``), MySQL executable comments
-    (``/*! ... */``, ``/*M! ... */``) on the ``mysql`` dialect, and the dialect's file and
-    server functions (:data:`DENIED_FUNCTIONS`).
+    (``/*! ... */``, ``/*M! ... */``) on the ``mysql`` dialect, a call of any function that is
+    not one of the dialect's read-only built-ins or in ``allowed_functions``
+    (:mod:`quorumsql.db.functions`; quoted and schema-qualified spellings included), NUL
+    characters, and spellings the server may read differently from sqlglot: non-ASCII spaces
+    between tokens, ``--`` without a plain space after it on MySQL, PostgreSQL ``U&"..."``
+    names.
 
     When sqlglot cannot parse the statement, a token-level check still refuses forbidden
     keywords and several statements; an unparseable but harmless-looking query is passed on so
@@ -178,6 +217,8 @@ def check_read_only(sql: str, dialect: str = "sqlite") -> str:
     Args:
         sql: the statement text.
         dialect: sqlglot dialect of the target database.
+        allowed_functions: function names the user permits beyond the built-ins
+            (``Settings.allowed_functions``).
 
     Returns:
         The statement, stripped of surrounding whitespace, trailing semicolons and whatever
@@ -189,12 +230,17 @@ def check_read_only(sql: str, dialect: str = "sqlite") -> str:
     if sql is not None and not isinstance(sql, str):
         raise UnsafeSQLError(f"expected SQL text, got {type(sql).__name__}")
     text = (sql or "").strip()
+    if "\x00" in text:
+        raise UnsafeSQLError("SQL with a NUL character is not allowed")
     try:
         tokens = _tokenize(text, dialect)
     except TokenError as exc:
         raise UnsafeSQLError(f"SQL could not be tokenized: {exc}") from None
     if dialect.lower() in _MYSQL_DIALECTS:
         _refuse_executable_comments(text, tokens)
+    _refuse_ambiguous_gaps(text, tokens, dialect)
+    if dialect.lower() in ("postgres", "postgresql"):
+        _refuse_unicode_identifiers(text, tokens)
     # drop leading and trailing semicolons, with any comments after the last one
     while tokens and tokens[-1].token_type == TokenType.SEMICOLON:
         tokens.pop()
@@ -212,7 +258,7 @@ def check_read_only(sql: str, dialect: str = "sqlite") -> str:
         raise UnsafeSQLError(
             f"only a single read query is allowed; got {statements} statements"
         )
-    _refuse_denied_functions(tokens, dialect)
+    _refuse_calls(tokens, dialect, allowed_functions)
     try:
         tree = sqlglot.parse_one(text, read=dialect)
     except (ParseError, TokenError):
@@ -226,8 +272,9 @@ def check_read_only(sql: str, dialect: str = "sqlite") -> str:
             ) from None
         return text
     if not isinstance(tree, (exp.Query, exp.Values)):
+        # name the statement as written ("FLUSH", "SHUTDOWN"), not sqlglot's reading of it
         raise UnsafeSQLError(
-            f"only read queries (SELECT / WITH ... SELECT) are allowed; got {tree.key.upper()}"
+            f"only read queries (SELECT / WITH ... SELECT) are allowed; got {tokens[0].text.upper()}"
         )
     for node in tree.walk():
         if isinstance(node, _FORBIDDEN_NODES):

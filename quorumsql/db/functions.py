@@ -1,0 +1,336 @@
+"""Which SQL functions a candidate may call: each dialect's read-only built-ins, and no others.
+
+A ``SELECT f()`` runs whatever ``f`` does: a stored function of the database, an extension's
+function (dblink, adminpack) or a built-in that reads files or signals other sessions can write,
+read the server's disk or change the server, inside a read-only-looking query. So the rule is an
+allowlist, not a deny-list: a call is allowed when its name is one of the dialect's built-in
+functions below, all of which only compute a value from their arguments or the rows read (string,
+number, date, JSON, array, aggregate and window functions, type conversions), or when the user
+named it in ``Settings.allowed_functions`` (their own read-only routines). Anything else is
+refused with its name in the reason, by the read-only check (:mod:`quorumsql.db.safety`, on
+sqlglot's tokens) and again by each connector on its own reading of the text (the SQLite
+authorizer, the MySQL and PostgreSQL lexical guards).
+
+Deliberately absent: functions that read or write files (``load_file``, ``pg_read_file``,
+``pg_file_write``, ``readfile``, ``lo_import``), run SQL given as text (``dblink*``,
+``query_to_xml``), take locks or signal sessions (``get_lock``, ``pg_advisory_lock``,
+``pg_terminate_backend``), change settings or sequences (``set_config``, ``nextval``), or load
+code (``load_extension``). Sleeping functions (``sleep``, ``pg_sleep``, ``benchmark``) stay: the
+statement time limit bounds them. :data:`NEVER_ALLOWED` names the dangerous built-ins, which
+``allowed_functions`` cannot permit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Standard SQL and shared by the three engines (aggregates, windows, conditionals, math).
+_COMMON = _names("""
+    count sum avg min max coalesce nullif abs round floor ceil ceiling sign sqrt exp ln log log10
+    power pow mod pi sin cos tan asin acos atan atan2 cot degrees radians greatest least
+    row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value
+    nth_value lower upper length trim ltrim rtrim replace substr substring cast
+""")
+
+SQLITE_FUNCTIONS = _COMMON | _names("""
+    changes char concat concat_ws date datetime format glob group_concat hex ifnull iif instr
+    json json_array json_array_length json_each json_error_position json_extract json_group_array
+    json_group_object json_insert json_object json_patch json_quote json_remove json_replace
+    json_set json_tree json_type json_valid jsonb jsonb_array jsonb_extract jsonb_group_array
+    jsonb_group_object jsonb_insert jsonb_object jsonb_patch jsonb_remove jsonb_replace jsonb_set
+    julianday last_insert_rowid like likelihood likely log2 octet_length printf quote random
+    randomblob sqlite_compileoption_get sqlite_compileoption_used sqlite_source_id sqlite_version
+    strftime string_agg subtype time timediff total total_changes trunc typeof unhex unicode
+    unixepoch unlikely zeroblob acosh asinh atanh cosh sinh tanh median
+    bm25 highlight snippet offsets matchinfo match
+    pragma_table_info pragma_table_xinfo pragma_index_list pragma_index_info pragma_index_xinfo
+    pragma_foreign_key_list pragma_table_list
+""")
+
+MYSQL_FUNCTIONS = _COMMON | _names("""
+    group_concat std stddev stddev_pop stddev_samp variance var_pop var_samp bit_and bit_or
+    bit_xor bit_count json_arrayagg json_objectagg any_value
+    ascii bin bit_length char char_length character_length chr concat concat_ws elt export_set
+    field find_in_set format from_base64 to_base64 hex unhex insert instr lcase left locate lpad
+    make_set mid octet_length oct ord position quote regexp_like regexp_replace regexp_instr
+    regexp_substr repeat reverse right rpad soundex space strcmp substring_index ucase
+    weight_string natural_sort_key sformat
+    conv crc32 div rand truncate
+    adddate addtime convert_tz curdate current_date current_time current_timestamp curtime date
+    date_add date_format date_sub datediff day dayname dayofmonth dayofweek dayofyear extract
+    from_days from_unixtime get_format hour last_day localtime localtimestamp makedate maketime
+    microsecond minute month monthname now period_add period_diff quarter sec_to_time second
+    str_to_date subdate subtime sysdate time time_format time_to_sec timediff timestamp
+    timestampadd timestampdiff to_days to_seconds unix_timestamp utc_date utc_time utc_timestamp
+    week weekday weekofyear year yearweek add_months months_between grouping match
+    if ifnull isnull interval convert binary
+    json_array json_object json_extract json_unquote json_contains json_contains_path json_keys
+    json_length json_type json_valid json_search json_value json_query json_quote json_set
+    json_insert json_replace json_remove json_merge json_merge_patch json_merge_preserve
+    json_depth json_pretty json_table json_overlaps json_detailed json_compact json_loose
+    json_exists json_array_append json_array_insert json_equals json_normalize json_schema_valid
+    uuid uuid_short version database schema user current_user session_user system_user
+    connection_id found_rows row_count last_insert_id charset collation coercibility inet_aton
+    inet_ntoa inet6_aton inet6_ntoa md5 sha sha1 sha2 uncompress uncompressed_length
+    sleep benchmark values default
+    decimal signed unsigned integer int float double real
+""")
+
+POSTGRES_FUNCTIONS = _COMMON | _names("""
+    string_agg array_agg bool_and bool_or every bit_and bit_or bit_xor stddev stddev_pop
+    stddev_samp variance var_pop var_samp corr covar_pop covar_samp regr_avgx regr_avgy
+    regr_count regr_intercept regr_r2 regr_slope regr_sxx regr_sxy regr_syy percentile_cont
+    percentile_disc mode json_agg jsonb_agg json_object_agg jsonb_object_agg grouping
+    ascii bit_length btrim char_length character_length chr concat concat_ws format initcap left
+    lpad md5 octet_length overlay position quote_ident quote_literal quote_nullable
+    regexp_count regexp_instr regexp_like regexp_match regexp_matches regexp_replace
+    regexp_split_to_array regexp_split_to_table regexp_substr repeat reverse right rpad
+    split_part starts_with strpos to_hex translate unistr encode decode string_to_array
+    array_to_string string_to_table sha224 sha256 sha384 sha512 to_ascii normalize casefold
+    cbrt div factorial gcd lcm scale trunc width_bucket random min_scale trim_scale sinh cosh
+    tanh asinh acosh atanh sind cosd tand asind acosd atand atan2d cotd erf erfc
+    age clock_timestamp date_bin date_part date_trunc extract isfinite justify_days
+    justify_hours justify_interval make_date make_interval make_time make_timestamp
+    make_timestamptz now statement_timestamp timeofday transaction_timestamp to_char to_date
+    to_number to_timestamp timezone num_nulls num_nonnulls
+    array_append array_cat array_dims array_fill array_length array_lower array_ndims
+    array_position array_positions array_prepend array_remove array_replace array_to_json
+    array_upper array_sample array_shuffle trim_array cardinality unnest generate_series
+    generate_subscripts
+    to_json to_jsonb json_build_array json_build_object jsonb_build_array jsonb_build_object
+    json_object jsonb_object json_array_length jsonb_array_length json_each jsonb_each
+    json_each_text jsonb_each_text json_extract_path json_extract_path_text jsonb_extract_path
+    jsonb_extract_path_text json_object_keys jsonb_object_keys json_array_elements
+    jsonb_array_elements json_array_elements_text jsonb_array_elements_text json_typeof
+    jsonb_typeof json_strip_nulls jsonb_strip_nulls jsonb_set jsonb_set_lax jsonb_insert
+    jsonb_pretty jsonb_path_query jsonb_path_exists jsonb_path_match jsonb_path_query_array
+    jsonb_path_query_first row_to_json json_to_record json_to_recordset jsonb_to_record
+    jsonb_to_recordset json_populate_record jsonb_populate_record json_scalar json_serialize
+    to_tsvector to_tsquery plainto_tsquery phraseto_tsquery websearch_to_tsquery ts_rank
+    ts_rank_cd ts_headline
+    version current_database current_schema current_schemas pg_typeof format_type
+    gen_random_uuid pg_sleep pg_sleep_for row system bernoulli
+    int int2 int4 int8 integer smallint bigint float4 float8 numeric decimal real text varchar
+    char bpchar date time timestamp timestamptz interval bool boolean json jsonb uuid money
+""")
+
+# Built-ins that read or write files, run SQL given as text, take locks, signal other sessions,
+# change settings or sequences, or load code. Never allowed, not even by allowed_functions.
+NEVER_ALLOWED: dict[str, frozenset[str]] = {
+    "sqlite": _names("""
+        load_extension readfile writefile fts3_tokenizer edit fsdir zipfile sqlar_compress
+        sqlar_uncompress sqlite_log fts5
+    """),
+    "mysql": _names("""
+        load_file get_lock release_lock release_all_locks is_free_lock is_used_lock
+        master_pos_wait master_gtid_wait source_pos_wait wait_for_executed_gtid_set
+        wait_until_sql_thread_after_gtids nextval setval lastval sys_exec sys_eval
+    """),
+    "postgres": _names("""
+        pg_read_file pg_read_binary_file pg_stat_file pg_ls_dir pg_ls_logdir pg_ls_waldir
+        pg_ls_tmpdir pg_ls_archive_statusdir pg_file_write pg_file_rename pg_file_unlink
+        pg_file_sync pg_logdir_ls lo_import lo_export lo_unlink lo_create lo_creat lo_open
+        lo_put lo_get lo_from_bytea loread lowrite set_config
+        pg_terminate_backend pg_cancel_backend pg_reload_conf pg_rotate_logfile pg_switch_wal
+        pg_promote pg_logical_emit_message pg_notify nextval setval currval lastval
+        dblink dblink_exec dblink_connect dblink_connect_u dblink_send_query dblink_open
+        dblink_fetch query_to_xml query_to_xml_and_xmlschema cursor_to_xml
+        pg_advisory_lock pg_advisory_xact_lock pg_try_advisory_lock pg_advisory_lock_shared
+        pg_import_system_collations txid_current pg_current_xact_id
+    """),
+}
+
+BUILTIN_FUNCTIONS: dict[str, frozenset[str]] = {
+    "sqlite": SQLITE_FUNCTIONS,
+    "mysql": MYSQL_FUNCTIONS,
+    "postgres": POSTGRES_FUNCTIONS,
+}
+
+_ALIASES = {"mariadb": "mysql", "postgresql": "postgres"}
+
+
+def dialect_key(dialect: str) -> str:
+    """The key of :data:`BUILTIN_FUNCTIONS` for a sqlglot dialect name (``mariadb`` -> ``mysql``).
+
+    Raises:
+        ValueError: the dialect has no function table.
+    """
+    key = _ALIASES.get(dialect.lower(), dialect.lower())
+    if key not in BUILTIN_FUNCTIONS:
+        raise ValueError(f"no function allowlist for the dialect {dialect!r}")
+    return key
+
+
+def normalize_names(names: Iterable[str] | None) -> frozenset[str]:
+    """User-permitted function names, lower-cased and stripped (``schema.name`` kept whole).
+
+    Raises:
+        TypeError: ``names`` is a single string or holds something that is not a string.
+    """
+    if names is None:
+        return frozenset()
+    if isinstance(names, str):
+        raise TypeError("allowed_functions must be a list of function names, not one string")
+    out = set()
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"allowed_functions holds {name!r}; expected function names (str)")
+        if name.strip():
+            out.add(name.strip().lower())
+    return frozenset(out)
+
+
+def allowed_functions(dialect: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Lower-case names of the functions a candidate may call unqualified on ``dialect``.
+
+    Args:
+        dialect: ``sqlite``, ``mysql`` / ``mariadb`` or ``postgres`` / ``postgresql``.
+        extra: names the user permits (``Settings.allowed_functions``); those in
+            :data:`NEVER_ALLOWED` are ignored.
+
+    Raises:
+        ValueError: unknown dialect.
+    """
+    key = dialect_key(dialect)
+    return BUILTIN_FUNCTIONS[key] | (normalize_names(extra) - NEVER_ALLOWED[key])
+
+
+def function_refusal(
+    name: str,
+    dialect: str,
+    *,
+    qualifier: str | None = None,
+    extra: Iterable[str] = (),
+) -> str | None:
+    """Why a call of ``[qualifier.]name(...)`` is refused, or None when it is allowed.
+
+    Unqualified names are compared case-insensitively with :func:`allowed_functions`.
+    A schema-qualified call is allowed only when the user permitted ``qualifier.name``, or on
+    PostgreSQL when the qualifier is ``pg_catalog`` and the name is an allowed built-in.
+
+    Args:
+        name: the function name as the server reads it (quotes removed).
+        dialect: see :func:`allowed_functions`.
+        qualifier: the schema (or database) name before the dot, if any.
+        extra: user-permitted names.
+
+    Returns:
+        A one-line reason naming the function, or None.
+    """
+    key = dialect_key(dialect)
+    low = name.lower()
+    permitted = normalize_names(extra)
+    full = f"{qualifier}.{name}" if qualifier else name
+    if low in NEVER_ALLOWED[key]:
+        return (
+            f"the function {full}() is not allowed: it reads or writes files, runs SQL text, "
+            "takes locks or changes server state"
+        )
+    if qualifier is not None:
+        q = qualifier.lower()
+        if f"{q}.{low}" in permitted:
+            return None
+        if key == "postgres" and q == "pg_catalog" and low in BUILTIN_FUNCTIONS[key]:
+            return None
+    elif low in BUILTIN_FUNCTIONS[key] or low in permitted:
+        return None
+    return (
+        f"the function {full}() is not allowed: only the dialect's read-only built-in functions "
+        "may be called (Settings.allowed_functions permits your own read-only functions)"
+    )
+
+
+# Words that may stand right before "(" without calling anything: operators, clauses and
+# set-operation keywords ("IN (", "EXISTS (", "OVER (", "AS (", "JOIN (", "FOR (" ...). Only
+# unquoted words count: a quoted "exists"(...) is a call of a function named exists.
+STRUCTURAL_WORDS = _names("""
+    and or xor not in exists any all some values over filter using on as is like ilike glob
+    regexp rlike similar to escape between when then else case select from join where having
+    by union intersect except minus distinct distinctrow limit offset with recursive lateral
+    only group within materialized for first next sets cube rollup array against index key
+    varying precision zone return
+""")
+_CTE_BODY_STARTS = {"select", "with", "values", "table", "("}
+
+# A token as the server reads it: (kind, value). kind is "word" (unquoted name or keyword, as
+# written), "quoted" (a quoted name, quotes removed), "string", "number" or "symbol" (the
+# symbol's text: "(", ")", ",", ".", "::", ...).
+Token = tuple[str, str]
+
+
+def _close_paren(tokens: list[Token], i: int) -> int:
+    """Index of the ")" matching the "(" at ``i`` (len(tokens) when unbalanced)."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        kind, value = tokens[j]
+        if kind == "symbol" and value == "(":
+            depth += 1
+        elif kind == "symbol" and value == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+    return len(tokens)
+
+
+def _is_cte_header(tokens: list[Token], i: int) -> bool:
+    """Whether ``name (a, b) AS [NOT] [MATERIALIZED] (SELECT ...`` starts at ``i``: the column
+    list of a WITH query, not a call (a call's ``)`` is never followed by ``AS (SELECT``)."""
+    prev = tokens[i - 1] if i > 0 else ("symbol", "")
+    if not (prev == ("symbol", ",") or (prev[0] == "word" and prev[1].lower() in ("with", "recursive"))):
+        return False
+    close = _close_paren(tokens, i + 1)
+    if close >= len(tokens):
+        return False
+    if any(k not in ("word", "quoted") and (k, v) != ("symbol", ",") for k, v in tokens[i + 2:close]):
+        return False
+    j = close + 1
+    if j >= len(tokens) or tokens[j][0] != "word" or tokens[j][1].lower() != "as":
+        return False
+    j += 1
+    while j < len(tokens) and tokens[j][0] == "word" and tokens[j][1].lower() in ("not", "materialized"):
+        j += 1
+    if j + 1 >= len(tokens) or tokens[j] != ("symbol", "("):
+        return False
+    kind, value = tokens[j + 1]
+    return (kind == "word" and value.lower() in _CTE_BODY_STARTS) or (kind, value) == ("symbol", "(")
+
+
+def function_calls(tokens: list[Token]) -> list[tuple[str | None, str]]:
+    """Every ``[qualifier.]name(`` in ``tokens`` that calls a function, as (qualifier, name).
+
+    Not calls: structural words (:data:`STRUCTURAL_WORDS`, unquoted), a name right after
+    ``AS`` or ``::`` (an alias's column list, a type's length) and the column list of a WITH
+    query. Everything else before "(" is a call, quoted or not.
+    """
+    calls: list[tuple[str | None, str]] = []
+    for i in range(len(tokens) - 1):
+        kind, value = tokens[i]
+        if tokens[i + 1] != ("symbol", "(") or kind not in ("word", "quoted"):
+            continue
+        if kind == "word" and value.lower() in STRUCTURAL_WORDS:
+            continue
+        prev = tokens[i - 1] if i > 0 else ("symbol", "")
+        if (prev[0] == "word" and prev[1].lower() == "as") or prev == ("symbol", "::"):
+            continue
+        if _is_cte_header(tokens, i):
+            continue
+        qualifier = None
+        if prev == ("symbol", ".") and i >= 2 and tokens[i - 2][0] in ("word", "quoted"):
+            qualifier = tokens[i - 2][1]
+        calls.append((qualifier, value))
+    return calls
+
+
+def refused_call(tokens: list[Token], dialect: str, extra: Iterable[str] = ()) -> str | None:
+    """The reason the first refused call in ``tokens`` is refused (:func:`function_refusal`),
+    or None when every call is allowed."""
+    for qualifier, name in function_calls(tokens):
+        reason = function_refusal(name, dialect, qualifier=qualifier, extra=extra)
+        if reason:
+            return reason
+    return None
