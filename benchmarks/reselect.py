@@ -27,6 +27,7 @@ ids alphabetically, as in issue 10) and on the others; plus the oracle (any cand
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -136,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tune-dbs", type=int, default=5,
                     help="the first N database ids alphabetically are the tuning half (default 5)")
     args = ap.parse_args(argv)
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        print(f"error: --timeout must be a number of seconds above 0, got {args.timeout:g}", file=sys.stderr)
+        return 2
 
     records, warnings = read_results(args.run)
     for w in warnings:

@@ -199,3 +199,57 @@ def test_synth_with_some_seeds_on_a_missing_database_still_succeeds(scripted_syn
                  "--exec-runs", "1", "--no-progress"]) == 0
     assert "all 2 seeds done" in capsys.readouterr().out
     assert scripted_synth  # the good seed reached the model
+
+
+# ----------------------------------------------------------------------------- numeric flags
+@pytest.mark.parametrize("flags, message", [
+    (["--concurrency", "0"], "--concurrency must be positive, got 0"),
+    (["--concurrency", "-2"], "--concurrency must be positive, got -2"),
+    (["--timeout", "-1"], "--timeout must be a number of seconds above 0, got -1"),
+    (["--timeout", "0"], "--timeout must be a number of seconds above 0, got 0"),
+    (["--timeout", "nan"], "--timeout must be a number of seconds above 0, got nan"),
+    (["--limit", "0"], "--limit must be positive, got 0"),
+    (["--sample", "-5"], "--sample must be positive, got -5"),
+    (["--max-model-failures", "0"], "--max-model-failures must be positive, got 0"),
+    (["--max-tokens", "0"], "--max-tokens must be positive, got 0"),
+    (["--ves", "-1"], "--ves must be zero or more, got -1"),
+])
+def test_bench_refuses_numbers_out_of_range_before_anything_starts(flags, message, spider_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["bench", "--dataset", "spider", "--data", str(spider_data), "--out", str(out), "--no-progress", *flags]
+    assert main(argv) == 2
+    assert _one_error_line(capsys) == f"error: {message}"
+    assert not out.exists()
+
+
+def test_bench_refuses_a_query_timeout_of_zero_from_the_settings(spider_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("QUORUMSQL_QUERY_TIMEOUT", "0")
+    out = tmp_path / "run"
+    assert main(["bench", "--dataset", "spider", "--data", str(spider_data), "--out", str(out), "--limit", "1"]) == 2
+    assert "invalid settings: query_timeout: Input should be greater than 0" in _one_error_line(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--timeout", "-1"], "--timeout must be a number of seconds above 0, got -1"),
+    (["--timeout", "0"], "--timeout must be a number of seconds above 0, got 0"),
+    (["--timeout", "inf"], "--timeout must be a number of seconds above 0, got inf"),
+    (["--max-model-failures", "0"], "--max-model-failures must be positive, got 0"),
+    (["--limit", "0"], "--limit must be positive, got 0"),
+])
+def test_synth_refuses_numbers_out_of_range_before_anything_starts(flags, message, concert_singer, tmp_path, capsys):
+    out = tmp_path / "synth"
+    assert main(["synth", "--db", str(concert_singer), "--out", str(out), "--no-progress", *flags]) == 2
+    assert _one_error_line(capsys) == f"error: {message}"
+    assert not out.exists()
+
+
+def test_reselect_refuses_a_timeout_of_zero(spider_data, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "reselect.py"), str(tmp_path / "run"),
+                           "--data", str(spider_data), "--timeout", "0"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --timeout must be a number of seconds above 0, got 0"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tomllib
 from pathlib import Path
@@ -77,6 +78,24 @@ def register(subparsers) -> None:
     report.add_argument("runs", nargs="+", metavar="RUN_DIR")
     report.add_argument("--out", help="output directory (default: the first RUN_DIR)")
     report.set_defaults(func=cmd_report)
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse numeric ``bench`` flags out of range, before anything is loaded or written.
+
+    Raises:
+        InputError: ``--limit``, ``--sample``, ``--concurrency``, ``--max-model-failures`` or
+            ``--max-tokens`` below 1, ``--ves`` below 0, or ``--timeout`` not a number of
+            seconds above 0.
+    """
+    for flag, value, least in (("--limit", args.limit, 1), ("--sample", args.sample, 1),
+                               ("--concurrency", args.concurrency, 1),
+                               ("--max-model-failures", args.max_model_failures, 1),
+                               ("--max-tokens", args.max_tokens, 1), ("--ves", args.ves, 0)):
+        if value is not None and value < least:
+            raise InputError(f"{flag} must be {'positive' if least else 'zero or more'}, got {value}")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise InputError(f"--timeout must be a number of seconds above 0, got {args.timeout:g}")
 
 
 def _load_preset_file(path: str):
@@ -178,6 +197,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from quorumsql.config import Settings
     from quorumsql.llm import get_chat_model
 
+    check_numbers(args)
     settings = Settings.load(args.config)
     dataset = load_dataset(args.dataset, args.data, split=args.split)
     for w in dataset.warnings:
@@ -196,7 +216,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.ex or DEFAULT_EX[args.dataset],
         timeout=args.timeout or settings.query_timeout,
         keep_distinct=args.keep_distinct,
-        ves_iterations=max(0, args.ves),
+        ves_iterations=args.ves,
     )
     judge = Judge(get_chat_model(settings, role="judge")) if args.judge else None
     runner = BenchmarkRunner(

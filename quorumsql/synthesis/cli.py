@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 import sys
@@ -194,6 +195,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     _positive(args.sample, "--sample")
     _positive(args.clusters, "--clusters")
     _positive(args.per_cluster, "--per-cluster")
+    _positive(args.max_model_failures, "--max-model-failures")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise InputError(f"--timeout must be a number of seconds above 0, got {args.timeout:g}")
     if not 0.0 < args.dedup_threshold <= 1.0:
         raise InputError(f"--dedup-threshold must be in (0, 1], got {args.dedup_threshold}")
     try:
