@@ -1,4 +1,4 @@
-"""Command line: ``quorumsql ask | demo | index | bench | report | model``.
+"""Command line: ``quorumsql ask | demo | doctor | index | bench | report | model``.
 
 User errors (bad path, unreachable server, model down) print one ``error:`` line and exit 2;
 nothing prints a traceback unless ``QUORUMSQL_DEBUG=1``.
@@ -171,6 +171,22 @@ def _cmd_model_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from quorumsql.db.doctor import diagnose
+    from quorumsql.errors import DatabaseError
+
+    try:
+        report = diagnose(args.db)
+    except DatabaseError as exc:
+        # server messages can span lines (psycopg's hints): one line, as for every user error
+        raise DatabaseError(" ".join(str(exc).split())) from None
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(report.lines()))
+    return report.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``quorumsql`` argument parser."""
     parser = argparse.ArgumentParser(prog="quorumsql", description="Multi-agent Text-to-SQL.")
@@ -190,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--question")
     demo.add_argument("--preset", choices=["fast", "balanced", "accurate"], default=None)
     demo.set_defaults(func=_cmd_demo)
+
+    doctor = sub.add_parser(
+        "doctor", help="check that the database account can only read; print how to make one that does",
+        description="Report what the account behind DB can do beyond reading (write, superuser, server "
+        "files, dblink / adminpack, routines) and print the statements that create a SELECT-only "
+        "account (or, for SQLite, make the file read-only). Exit 0: read-only; 1: something to fix; "
+        "2: bad input.",
+    )
+    doctor.add_argument("db", help="SQLite path or URL (sqlite:///, mysql+pymysql://, postgresql://)")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.set_defaults(func=_cmd_doctor)
 
     model = sub.add_parser("model", help="the embedded local model")
     msub = model.add_subparsers(dest="model_command", required=True)
