@@ -49,13 +49,6 @@ _SQL_MODE = (
     "sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), "
     "',NO_BACKSLASH_ESCAPES,', ','), ',ANSI_QUOTES,', ','))"
 )
-# Privileges that only read (anything else lets the account change something).
-_READ_PRIVILEGES = {
-    "USAGE", "SELECT", "SHOW VIEW", "SHOW DATABASES", "PROCESS", "REFERENCES",
-    "REPLICATION CLIENT", "BINLOG MONITOR", "SLAVE MONITOR", "REPLICA MONITOR",
-    "SHOW CREATE ROUTINE",
-}
-
 _GUARD_STARTS = {"SELECT", "WITH", "VALUES", "TABLE"}
 _GUARD_WORDS = {"INTO", "OUTFILE", "DUMPFILE"}
 _EXEC_COMMENT = re.compile(r"/\*M?!\d{0,6}", re.IGNORECASE)
