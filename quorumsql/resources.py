@@ -57,7 +57,7 @@ class Resources:
     Thread-safe: a lock guards the caches; connectors are themselves safe to share.
 
     Args:
-        settings: gives the query timeout, row cap and cache directory.
+        settings: gives the query timeout, row cap, allowed functions and cache directory.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -87,6 +87,7 @@ class Resources:
         opened = open_database(
             key, query_timeout=self.settings.query_timeout, max_rows=self.settings.max_rows,
             max_result_bytes=self.settings.max_result_bytes, max_value_bytes=self.settings.max_value_bytes,
+            allowed_functions=tuple(self.settings.allowed_functions),
         )
         with self._lock:
             return self._dbs.setdefault(key, opened)

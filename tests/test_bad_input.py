@@ -253,3 +253,19 @@ def test_reselect_refuses_a_timeout_of_zero(spider_data, tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "reselect.py"), str(tmp_path / "run"),
                            "--data", str(spider_data), "--timeout", "0"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --timeout must be a number of seconds above 0, got 0"
+
+
+# ----------------------------------------------------------------------------- allowed_functions
+def test_the_allowed_functions_setting_reaches_the_opened_database(concert_singer, tmp_path):
+    from quorumsql.api import Pipeline
+
+    default = Pipeline(Settings.load(cache_dir=tmp_path / "cache"), preset="fast").database(concert_singer)
+    assert default.allowed_functions == frozenset()
+    refused = default.try_execute("SELECT my_score(Age) FROM singer")
+    assert "my_score() is not allowed" in (refused.error or "")
+
+    settings = Settings.load(cache_dir=tmp_path / "cache", allowed_functions=["My_Score"])
+    database = Pipeline(settings, preset="fast").database(concert_singer)
+    assert database.allowed_functions == frozenset({"my_score"})
+    passed = database.try_execute("SELECT my_score(Age) FROM singer")  # past the check; SQLite has no such function
+    assert "not allowed" not in (passed.error or "") and "no such function" in (passed.error or "")
