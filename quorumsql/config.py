@@ -291,7 +291,7 @@ class Settings(BaseSettings):
     llm_base_url: str = ""
     llm_model: str = ""
     llm_api_key: str = ""
-    llm_timeout: float = 300.0
+    llm_timeout: float = Field(default=300.0, gt=0)
     llm_max_retries: int = 1
     embedded_model: Literal["1.5b", "0.5b"] = "1.5b"
     embedded_ctx: int = 8192
@@ -299,8 +299,8 @@ class Settings(BaseSettings):
     embedded_parallel: int = Field(default=1, ge=1, le=16)
     cache_dir: Path = Field(default_factory=default_cache_dir)
     query_timeout: float = Field(default=30.0, gt=0)
-    max_rows: int = 10_000
-    max_result_bytes: int = 64 * 2**20
+    max_rows: int = Field(default=10_000, ge=1)
+    max_result_bytes: int = Field(default=64 * 2**20, ge=1)
     max_value_bytes: int = 32 * 2**20
     allowed_functions: list[str] = Field(default_factory=list)
     preset: str = "balanced"
