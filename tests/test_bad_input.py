@@ -269,3 +269,9 @@ def test_the_allowed_functions_setting_reaches_the_opened_database(concert_singe
     assert database.allowed_functions == frozenset({"my_score"})
     passed = database.try_execute("SELECT my_score(Age) FROM singer")  # past the check; SQLite has no such function
     assert "not allowed" not in (passed.error or "") and "no such function" in (passed.error or "")
+
+
+@pytest.mark.parametrize("field,value", [("llm_timeout", 0), ("max_rows", 0), ("max_result_bytes", -1)])
+def test_other_limits_of_zero_or_below_are_refused(field, value):
+    with pytest.raises(ConfigError, match=rf"invalid settings: {field}: Input should be greater than"):
+        Settings.load(**{field: value})
