@@ -132,6 +132,14 @@ def test_mysql_select_only_account_round_trip(mysql_server, mysql_doctor_db, cap
         messages = " ".join(f["message"] for f in found["findings"])
         assert "INSERT" in messages and "qsql_doctor_writer" in messages and "qsql_bump" in messages
         assert any("INSERT" in w for w in open_database(url).privilege_warnings())
+        # run as the account doctor made, the fix takes back what it found instead of creating it
+        reset = _executable(found["fix"]["statements"])
+        assert not any(st.startswith("CREATE USER") for st in reset) and found["fix"]["url"] is None
+        with conn.cursor() as cur:
+            for statement in reset:
+                cur.execute(statement)
+        code, again = _doctor_json(capsys, url)
+        assert (code, again["findings"]) == (0, [])
     finally:
         conn.close()
         _drop_mysql_account(mysql_server)
@@ -212,7 +220,30 @@ def test_postgres_select_only_role_round_trip(postgres_server, pg_doctor_db, cap
                 direct.execute("DELETE FROM singer")
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 direct.execute("CREATE TABLE qsql_t (a int)")
+
+        # extra rights, directly and through a role: found, and the fix takes them back
+        with _pg(postgres_server, DB) as conn:
+            conn.execute("DROP ROLE IF EXISTS qsql_doctor_writer")
+            conn.execute("CREATE ROLE qsql_doctor_writer")
+            conn.execute("GRANT UPDATE ON singer TO qsql_doctor_writer")
+            conn.execute(f"GRANT qsql_doctor_writer, pg_write_server_files TO {READ_ONLY_ACCOUNT}")
+            conn.execute(f"GRANT INSERT ON stadium TO {READ_ONLY_ACCOUNT}")
+            conn.execute(f"ALTER ROLE {READ_ONLY_ACCOUNT} CREATEDB")
+        code, found = _doctor_json(capsys, url)
+        assert code == 1 and _kinds(found) == {"write", "files"}
+        assert any("write 2 table(s)" in w for w in open_database(url).privilege_warnings())
+        reset = _executable(found["fix"]["statements"])
+        assert not any(st.startswith("CREATE ROLE") for st in reset) and found["fix"]["url"] is None
+        with _pg(postgres_server, DB) as conn:
+            for statement in reset:
+                conn.execute(statement)
+        code, again = _doctor_json(capsys, url)
+        assert (code, again["findings"]) == (0, [])
     finally:
+        with _pg(postgres_server, DB) as conn:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'qsql_doctor_writer'").fetchone():
+                conn.execute("DROP OWNED BY qsql_doctor_writer")
+                conn.execute("DROP ROLE qsql_doctor_writer")
         _drop_pg_role(postgres_server)
 
 

@@ -474,9 +474,17 @@ def _mysql_fix(db, facts: _MySQLFacts) -> Fix:
     host = facts.client_host
     if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127."):
         host = "::1" if db.host == "::1" else "127.0.0.1"
+    name = quote_identifier(db.database, "mysql")
+    if facts.account.startswith(_mysql_string(READ_ONLY_ACCOUNT) + "@"):
+        # the account exists already (this is it): take back what it has, grant SELECT again
+        account = facts.account
+        # roles first: on MariaDB, REVOKE ALL takes the role grants too, and a later REVOKE fails
+        statements = [f"REVOKE {role} FROM {account};" for role in facts.roles]
+        statements.append(f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account};")
+        statements.append(f"GRANT SELECT, SHOW VIEW ON {name}.* TO {account};")
+        return Fix("sql", statements, account=account)
     password = secrets.token_urlsafe(18)
     account = f"{_mysql_string(READ_ONLY_ACCOUNT)}@{_mysql_string(host)}"
-    name = quote_identifier(db.database, "mysql")
     statements = [
         f"CREATE USER {account} IDENTIFIED BY {_mysql_string(password)};",
         f"GRANT SELECT, SHOW VIEW ON {name}.* TO {account};",
@@ -500,8 +508,11 @@ class _PostgresFacts:
     createrole: bool
     createdb: bool
     file_roles: list[str]
+    member_of: list[str]  # roles granted to this one directly
     tables: list[tuple[str, list[str]]]  # writable tables and the write privileges held
+    table_schemas: list[str]  # the schemas of those tables
     sequences: list[str]  # sequences it can advance
+    sequence_schemas: list[str]
     create_schemas: list[str]  # schemas it can create objects in
     create_database: bool  # CREATE on this database (new schemas)
     schemas: list[str]  # the user schemas (for the per-schema grants)
@@ -530,27 +541,29 @@ def _postgres_facts(db, conn=None) -> _PostgresFacts:
             "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) "
             "AND pg_has_role(current_user, oid, 'MEMBER') ORDER BY rolname", (list(_PG_FILE_ROLES),), conn,
         )]
+        member_of = [r for (r,) in fetch(
+            "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
+            "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = current_user ORDER BY 1", (), conn,
+        )]
         checks = ", ".join(
             f"CASE WHEN has_table_privilege(c.oid, '{p}') THEN '{p}' END" for p in _PG_TABLE_WRITES
         )
-        tables = [
-            (name, list(privs)) for name, privs in fetch(
-                "SELECT name, privs FROM (SELECT CASE WHEN n.nspname = 'public' THEN c.relname "
+        table_rows = fetch(
+                "SELECT name, privs, nspname FROM (SELECT n.nspname, CASE WHEN n.nspname = 'public' THEN c.relname "
                 "ELSE n.nspname || '.' || c.relname END AS name, "
                 f"array_remove(ARRAY[{checks}], NULL) AS privs "
                 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 f"WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {user_schema}) t "
                 "WHERE cardinality(privs) > 0 ORDER BY name", (), conn,
-            )
-        ]
-        sequences = [s for (s,) in fetch(
-            "SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END "
+        )
+        sequence_rows = fetch(
+            "SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END, n.nspname "
             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             f"WHERE c.relkind = 'S' AND {user_schema} "
             # CASE: the planner may test the privilege before the relkind, on non-sequences
             "AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'USAGE, UPDATE') END "
             "ORDER BY 1", (), conn,
-        )]
+        )
         schema_rows = fetch(
             "SELECT n.nspname, has_schema_privilege(n.oid, 'CREATE'), has_schema_privilege('public', n.oid, 'CREATE') "
             f"FROM pg_namespace n WHERE {user_schema} ORDER BY 1", (), conn,
@@ -598,7 +611,11 @@ def _postgres_facts(db, conn=None) -> _PostgresFacts:
     return _PostgresFacts(
         account=str(account), database=str(dbname), version_num=int(version_num), version=str(version),
         superuser=bool(superuser), createrole=bool(createrole), createdb=bool(createdb),
-        file_roles=file_roles, tables=tables, sequences=sequences,
+        file_roles=file_roles, member_of=member_of,
+        tables=[(name, list(privs)) for name, privs, _ in table_rows],
+        table_schemas=sorted({schema for _, _, schema in table_rows}),
+        sequences=[name for name, _ in sequence_rows],
+        sequence_schemas=sorted({schema for _, schema in sequence_rows}),
         create_schemas=[s for s, mine, _ in schema_rows if mine],
         create_database=bool(create_db), schemas=[s for s, _, _ in schema_rows],
         public_create_schemas=[s for s, _, public in schema_rows if public],
@@ -729,18 +746,46 @@ def _postgres_report(db) -> Report:
     return report
 
 
+def _pg_ident(name: str) -> str:
+    return quote_identifier(name, "postgres", always=False)
+
+
 def _pg_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _postgres_revokes(facts: _PostgresFacts, role: str, database: str) -> list[str]:
+    """Statements that take from an existing ``role`` what the findings say it holds itself."""
+    out = []
+    attributes = [a for a, held in (("NOSUPERUSER", facts.superuser), ("NOCREATEROLE", facts.createrole),
+                                    ("NOCREATEDB", facts.createdb)) if held]
+    if attributes:
+        out.append(f"ALTER ROLE {role} {' '.join(attributes)};")
+    granted = [r for r in facts.member_of if not r.startswith("pg_") or r in _PG_FILE_ROLES]
+    if granted:
+        out.append(f"REVOKE {', '.join(_pg_ident(r) for r in granted)} FROM {role};")
+    for schema in facts.table_schemas:
+        out.append(f"REVOKE {', '.join(_PG_TABLE_WRITES)} ON ALL TABLES IN SCHEMA {_pg_ident(schema)} FROM {role};")
+    for schema in facts.sequence_schemas:
+        out.append(f"REVOKE USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA {_pg_ident(schema)} FROM {role};")
+    for schema in facts.create_schemas:
+        out.append(f"REVOKE CREATE ON SCHEMA {_pg_ident(schema)} FROM {role};")
+    if facts.create_database:
+        out.append(f"REVOKE CREATE ON DATABASE {database} FROM {role};")
+    return out
+
+
 def _postgres_fix(db, facts: _PostgresFacts) -> Fix:
-    role = quote_identifier(READ_ONLY_ACCOUNT, "postgres", always=False)
-    name = quote_identifier(facts.database, "postgres", always=False)
-    password = secrets.token_urlsafe(18)
-    statements = [
-        f"CREATE ROLE {role} LOGIN PASSWORD {_pg_string(password)};",
-        f"GRANT CONNECT ON DATABASE {name} TO {role};",
-    ]
+    role = _pg_ident(READ_ONLY_ACCOUNT)
+    name = _pg_ident(facts.database)
+    exists = facts.account == READ_ONLY_ACCOUNT
+    password = None if exists else secrets.token_urlsafe(18)
+    if exists:
+        # the role exists already (this is it): take back what the findings list
+        statements = _postgres_revokes(facts, role, name)
+    else:
+        statements = [f"CREATE ROLE {role} LOGIN PASSWORD {_pg_string(password)};"]
+    statements.append(f"GRANT CONNECT ON DATABASE {name} TO {role};")
     if facts.version_num >= 140000:
         statements += [
             f"GRANT pg_read_all_data TO {role};",
@@ -751,7 +796,7 @@ def _postgres_fix(db, facts: _PostgresFacts) -> Fix:
     else:
         per_schema = ""
     for schema in facts.schemas:
-        s = quote_identifier(schema, "postgres", always=False)
+        s = _pg_ident(schema)
         statements += [
             f"{per_schema}GRANT USAGE ON SCHEMA {s} TO {role};",
             f"{per_schema}GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {role};",
@@ -760,7 +805,7 @@ def _postgres_fix(db, facts: _PostgresFacts) -> Fix:
     # what every role holds through PUBLIC, the new one included
     holes = []
     for schema in facts.public_create_schemas:
-        holes.append(f"REVOKE CREATE ON SCHEMA {quote_identifier(schema, 'postgres', always=False)} FROM PUBLIC;")
+        holes.append(f"REVOKE CREATE ON SCHEMA {_pg_ident(schema)} FROM PUBLIC;")
     if facts.public_create_database:
         holes.append(f"REVOKE CREATE ON DATABASE {name} FROM PUBLIC;")
     for ext, (_schema, _mine, public) in facts.extensions.items():
@@ -774,6 +819,8 @@ def _postgres_fix(db, facts: _PostgresFacts) -> Fix:
     if holes:
         statements.append(f"-- every role, {role} included, holds these through PUBLIC:")
         statements += holes
+    if exists:
+        return Fix("sql", statements, account=READ_ONLY_ACCOUNT)
     parts = urlsplit(db._url)
     host = parts.hostname or ""
     netloc = f"{READ_ONLY_ACCOUNT}:{password}@" + (f"[{host}]" if ":" in host else host)
