@@ -70,9 +70,11 @@ class Preset(BaseModel):
         name: preset name.
         generators: generator kinds: ``zero-shot`` (instructions, schema, evidence, question)
             and ``finetuned`` (the XiYanSQL-QwenCoder prompt layout, sent to the ``finetuned``
-            model role; in ``accurate``), ``icl`` (few-shot examples from ``icl_pool`` chosen by
-            question-skeleton similarity, XiYan-SQL section 5.2; needs a pool, so in no
-            shipped preset). Measured in the README.
+            model role; in ``accurate``), ``icl`` (few-shot examples chosen by question-skeleton
+            similarity, XiYan-SQL section 5.2: the asked database's own pairs from its example
+            memory when ``memory`` is on and it holds any, else examples of other databases from
+            ``icl_pool``; with neither, the zero-shot prompt; in no shipped preset yet).
+            Measured in the README.
         schema_formats: schema renderings the generators see: ``mschema`` (introspected
             M-Schema), ``metadata_partial`` / ``metadata_complete`` (MCI-SQL granularities from
             the per-database metadata store, examples matched to the question; built on first
@@ -129,6 +131,12 @@ class Preset(BaseModel):
         icl_database_root: folder of the pool's databases in Spider's layout
             (``<root>/<db_id>/<db_id>.sqlite``); each example is then shown with the tables
             and columns its SQL uses, else with the names of its tables only.
+        memory: ``icl`` candidates use the asked database's example memory
+            (:mod:`quorumsql.metadata.examples`: pairs taught, corrected, or learned from a
+            log) before the cross-database pool, which stays the fallback when the memory has
+            no pair.
+        memory_examples: pairs of the asked database shown per ``icl`` candidate at most (1-5),
+            the most similar skeletons first, without a schema of their own.
     """
 
     name: str
@@ -154,6 +162,8 @@ class Preset(BaseModel):
     icl_examples: int = Field(3, ge=1, le=5)
     icl_min_similarity: float = Field(0.3, ge=-1.0, le=1.0)
     icl_database_root: str | None = None
+    memory: bool = True
+    memory_examples: int = Field(3, ge=1, le=5)
 
     def candidate_plan(self) -> list[CandidateSpec]:
         """Every candidate to generate, in order: generator, then format, then temperature.

@@ -1,4 +1,4 @@
-"""The runtime context of the graphs: settings, preset, chat models per role, databases.
+"""The runtime context of the graphs: settings, preset, chat models, databases, example memories.
 
 LangGraph passes it to every node and routing function as ``runtime.context``
 (``StateGraph(..., context_schema=InferenceContext)``; ``graph.invoke(input, context=...)``).
@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from langgraph.runtime import Runtime
 
 from quorumsql.config import Preset, Settings, get_preset
 from quorumsql.llm import ChatModels
 from quorumsql.resources import Resources
+
+if TYPE_CHECKING:  # the metadata package pulls in chromadb: load it on use
+    from quorumsql.metadata.examples import ExampleMemories
 
 
 @dataclass
@@ -28,12 +32,15 @@ class InferenceContext:
         preset: how much work to do per question (candidate plan, refinement).
         models: chat model per role, created on first use.
         resources: open databases, their descriptions and metadata stores.
+        memories: the example memories of the databases (default: under
+            ``<cache_dir>/index/examples``; a benchmark run brings its own).
     """
 
     settings: Settings = field(default_factory=Settings.load)
     preset: Preset | None = None
     models: ChatModels | None = None
     resources: Resources | None = None
+    memories: "ExampleMemories | None" = None
 
     def __post_init__(self) -> None:
         self.preset = get_preset(self.preset or self.settings.preset)
@@ -41,6 +48,10 @@ class InferenceContext:
             self.models = ChatModels(self.settings)
         if self.resources is None:
             self.resources = Resources(self.settings)
+        if self.memories is None:
+            from quorumsql.metadata.examples import ExampleMemories, default_root
+
+            self.memories = ExampleMemories(default_root(self.settings))
 
 
 @functools.cache
