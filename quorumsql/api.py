@@ -30,6 +30,10 @@ class Pipeline:
         preset: ``fast``, ``balanced`` (default from settings), ``accurate`` or a :class:`Preset`.
         llm: any LangChain chat model, used for every role; default from settings (an
             OpenAI-compatible endpoint per role, or the embedded local model started on first use).
+        examples_dir: folder of the per-database example memories
+            (:mod:`quorumsql.metadata.examples`) that :meth:`teach` writes and the ``icl``
+            generator reads; default ``<cache_dir>/index/examples``. A benchmark gives each run
+            a private one.
 
     Raises:
         ConfigError: unknown preset or invalid settings.
@@ -41,15 +45,19 @@ class Pipeline:
         *,
         preset: str | Preset | None = None,
         llm: BaseChatModel | None = None,
+        examples_dir: "str | os.PathLike | None" = None,
     ) -> None:
         from quorumsql.graph.context import InferenceContext
+        from quorumsql.metadata.examples import ExampleMemories, default_root
 
         self.settings = settings or Settings.load()
         self.preset = get_preset(preset or self.settings.preset)
         self.models = ChatModels(self.settings, llm)
         self.resources = Resources(self.settings)
+        self.memories = ExampleMemories(examples_dir if examples_dir is not None else default_root(self.settings))
         self.context = InferenceContext(
-            settings=self.settings, preset=self.preset, models=self.models, resources=self.resources
+            settings=self.settings, preset=self.preset, models=self.models, resources=self.resources,
+            memories=self.memories,
         )
 
     @property
@@ -106,6 +114,62 @@ class Pipeline:
             self.resources.set_descriptions(db, descriptions_dir)
         return self.resources.metadata(db)
 
+    def examples(self, db: "str | os.PathLike | Database"):
+        """The example memory of ``db`` (:class:`~quorumsql.metadata.examples.ExampleMemory`).
+
+        Opened or created on first use; after a schema change its pairs are run again and
+        those that no longer run are marked (not served).
+
+        Raises:
+            DatabaseError: the database cannot be opened or read.
+            ExampleMemoryError: the memory cannot be created or written.
+        """
+        return self.memories.memory_for(self.database(db))
+
+    def teach(
+        self,
+        question: str,
+        sql: str,
+        *,
+        db: "str | os.PathLike | Database",
+        evidence: str | None = None,
+        provenance: str = "taught",
+        source: str = "",
+    ):
+        """Store a question / SQL pair in ``db``'s example memory, after checking that the SQL runs.
+
+        The SQL is executed read-only through the database first (one row fetched); a pair
+        that is refused, fails or times out is not stored. Teaching a question the memory
+        already has (same text and evidence, case and spacing ignored) replaces its SQL. The
+        ``icl`` generator shows the asked database's pairs to the next similar questions.
+
+        Args:
+            question: the question in plain language.
+            sql: the SQL that answers it, in the database's dialect.
+            db: the database (path, URL or :class:`Database`).
+            evidence: external knowledge that goes with the question.
+            provenance: ``taught`` (default), ``corrected``, ``reviewed``, ``log`` or ``synthesized``.
+            source: free text saying where the pair came from.
+
+        Returns:
+            The stored :class:`~quorumsql.metadata.examples.ExamplePair`.
+
+        Raises:
+            InputError: empty question or SQL, unknown provenance, or SQL that does not run
+                (with the database's reason).
+            DatabaseError: the database cannot be opened.
+            ExampleMemoryError: the memory cannot be written.
+        """
+        from quorumsql.metadata.examples import teach_pair
+
+        if not isinstance(question, str) or not question.strip():
+            raise InputError("the question is empty")
+        if not isinstance(sql, str) or not sql.strip():
+            raise InputError("the SQL is empty")
+        database = self.database(db)
+        return teach_pair(self.examples(db), database, question, sql, evidence=evidence,
+                          provenance=provenance, source=source)
+
     def answer(
         self,
         question: str,
@@ -133,7 +197,7 @@ class Pipeline:
         if candidates and all(c.status == "model_error" for c in candidates):
             raise ModelError(candidates[0].error or "the model failed on every candidate")
         trace = out.get("trace", [])
-        return Answer(
+        ans = Answer(
             question=question.strip(),
             evidence=evidence,
             db_id=database.db_id,
@@ -150,6 +214,9 @@ class Pipeline:
             preset=self.preset.name,
             error=out.get("error"),
         )
+        ans._teacher = lambda q, sql, ev: self.teach(q, sql, db=db, evidence=ev, provenance="corrected",
+                                                    source="Answer.correct")
+        return ans
 
 
 def _describe(value: Any) -> str:

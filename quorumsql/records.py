@@ -6,7 +6,7 @@ import datetime as _dt
 import decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from quorumsql.llm.usage import Usage, UsageReport
 
@@ -179,7 +179,33 @@ class Answer(BaseModel):
     preset: str = ""
     error: str | None = None
 
+    # set by the Pipeline that answered: (question, sql, evidence) -> stored pair
+    _teacher: Any = PrivateAttr(default=None)
+
     @property
     def ok(self) -> bool:
         """True when an executed SQL was selected."""
         return self.sql is not None and self.error is None
+
+    def correct(self, sql: str):
+        """Tell the pipeline the right SQL for this question: it lands in the database's example memory.
+
+        The pair (this answer's question and evidence, ``sql``) is stored with provenance
+        ``corrected`` after ``sql`` ran read-only on the database
+        (:meth:`quorumsql.Pipeline.teach`), so the next similar question is shown it.
+
+        Returns:
+            The stored :class:`~quorumsql.metadata.examples.ExamplePair`.
+
+        Raises:
+            InputError: ``sql`` does not run (the reason is in the message), is empty, or this
+                answer was not produced by a pipeline of this process (e.g. read back from JSON:
+                use ``Pipeline.teach`` instead).
+            ExampleMemoryError: the memory cannot be written.
+        """
+        from quorumsql.errors import InputError
+
+        if self._teacher is None:
+            raise InputError("this Answer does not come from a Pipeline in this process; "
+                             "use Pipeline.teach(question, sql, db=...) instead")
+        return self._teacher(self.question, sql, self.evidence)
