@@ -6,6 +6,9 @@ Examples::
     quorumsql bench --dataset spider --data ../shared/data/spider --baseline zs-ddl-rows \\
         --sample 20 --seed 0 --out runs/y
     quorumsql bench ... --out runs/x --resume        # continue a killed or stopped run
+    quorumsql bench --dataset spider --data ../shared/data/spider --own-log 0.5 --seed 0 --sample 60 \
+        --preset-file benchmarks/presets/balanced-memory.json --out runs/m   # half of each database's
+                                                     # questions as its memory, the other half asked
     quorumsql report runs/x runs/y                   # runs/x/report.{md,html}, diff.json
 
 Exit codes of ``bench``: 0 every question done; 1 some questions still to do (skipped or model
@@ -57,6 +60,13 @@ def register(subparsers) -> None:
     bench.add_argument("--sample", type=int, help="random sample of N questions (with --seed)")
     bench.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     bench.add_argument("--db-ids", nargs="+", metavar="DB_ID", help="only questions on these databases")
+    bench.add_argument("--own-log", type=float, metavar="FRACTION",
+                       help="split each database's questions (twins by gold SQL or result on one side, seeded by "
+                       "--seed) into a log part whose pairs fill a memory private to the run and a test part, the "
+                       "only questions asked (--sample / --limit choose among them); the split is in OUT/own_log.json")
+    bench.add_argument("--own-log-source", choices=["human", "sql"], default="human",
+                       help="with --own-log: human = the log's human-written questions and gold SQL (the upper "
+                       "bound); sql = the log's SQL alone through `learn` (not built yet)")
     bench.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished questions")
     bench.add_argument("--concurrency", type=int, default=1, help="questions in flight at once (remote endpoints)")
     bench.add_argument("--timeout", type=float, help="seconds per SQL execution when scoring (default: settings.query_timeout, 30)")
@@ -120,7 +130,8 @@ def _load_preset_file(path: str):
         raise ConfigError(f"invalid preset in {p}: {exc}") from None
 
 
-def _build_system(args, settings, dataset):
+def _build_system(args, settings, dataset, own_log=None):
+    from quorumsql.benchmarks.own_log import MEMORY_DIR
     from quorumsql.benchmarks.systems import BaselineSystem, PipelineSystem
     from quorumsql.llm import get_chat_model
 
@@ -132,7 +143,9 @@ def _build_system(args, settings, dataset):
     from quorumsql.api import Pipeline
 
     preset = _load_preset_file(args.preset_file) if args.preset_file else (args.preset or settings.preset)
-    return PipelineSystem(Pipeline(settings, preset=preset), descriptions=dataset.descriptions)
+    # a run never reads the user's example memories: its own (empty unless --own-log fills it)
+    pipeline = Pipeline(settings, preset=preset, examples_dir=Path(args.out) / MEMORY_DIR)
+    return PipelineSystem(pipeline, descriptions=dataset.descriptions, own_log=own_log)
 
 
 def _bench_linking(args, settings, dataset, examples) -> int:
@@ -198,11 +211,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from quorumsql.llm import get_chat_model
 
     check_numbers(args)
+    own_log = getattr(args, "own_log", None)
+    if own_log is not None:
+        from quorumsql.benchmarks.own_log import check_options
+
+        check_options(args)
     settings = Settings.load(args.config)
     dataset = load_dataset(args.dataset, args.data, split=args.split)
     for w in dataset.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    examples = dataset.select(limit=args.limit, sample=args.sample, seed=args.seed, db_ids=args.db_ids)
+    split = None
+    if own_log is not None:
+        from quorumsql.benchmarks.own_log import split_for_run
+
+        split, examples = split_for_run(args, settings, dataset)
+    else:
+        examples = dataset.select(limit=args.limit, sample=args.sample, seed=args.seed, db_ids=args.db_ids)
     if not examples:
         raise InputError("no question selected")
     missing = sorted({e.db for e in examples if "://" not in e.db and not Path(e.db).is_file()})
@@ -211,7 +235,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
               + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
     if args.task == "linking":
         return _bench_linking(args, settings, dataset, examples)
-    system = _build_system(args, settings, dataset)
+    own_info = None if split is None else {"fraction": split.fraction, "seed": split.seed, "source": split.source}
+    system = _build_system(args, settings, dataset, own_log=own_info)
+    if split is not None:
+        from quorumsql.benchmarks.own_log import prepare_run
+
+        print(prepare_run(args, split, system), flush=True)
     evaluator = Evaluator(
         args.ex or DEFAULT_EX[args.dataset],
         timeout=args.timeout or settings.query_timeout,
@@ -226,7 +255,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     dataset_info = {
         "kind": args.dataset, "path": str(Path(args.data).resolve()), "split": args.split,
-        "selection": {"limit": args.limit, "sample": args.sample, "seed": args.seed, "db_ids": args.db_ids},
+        "selection": {"limit": args.limit, "sample": args.sample, "seed": args.seed, "db_ids": args.db_ids,
+                      **({"own_log": own_info} if own_info else {})},
         "loaded": len(dataset.examples), "warnings": dataset.warnings[:50],
     }
     # SIGKILL cannot be caught; results.jsonl is safe anyway

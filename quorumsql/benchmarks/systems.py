@@ -52,8 +52,9 @@ class Prediction(BaseModel):
         sql: the final SQL, None when the system produced none.
         candidates: per candidate ``{id, generator, temperature, sql, status, votes, result_key,
             revisions, duplicate_of, usage}`` (usage: the candidate's generation and refinement
-            calls and tokens) and ``refined_sql`` (the SQL as refinement left it) when the
-            align stage rewrote it.
+            calls and tokens), ``refined_sql`` (the SQL as refinement left it) when the
+            align stage rewrote it, and ``examples`` (``[{source, id, db_id, question}]``) when
+            an ICL candidate was shown few-shot examples.
         agreement: votes of the chosen candidate / number of candidates (None without candidates).
         decided_by: ``vote``, ``selector`` or ``none`` (:class:`quorumsql.records.Confidence`);
             None for baselines.
@@ -96,12 +97,17 @@ class PipelineSystem:
     Args:
         pipeline: a :class:`quorumsql.Pipeline`.
         descriptions: ``{db_id: {(table, column): text}}`` (BIRD) shown in the pipeline's schema.
+        own_log: the ``--own-log`` options (``fraction``, ``seed``, ``source``) when the run's
+            memories were filled from a log part (:mod:`quorumsql.benchmarks.own_log`);
+            recorded in the description, so a resume must use the same.
     """
 
-    def __init__(self, pipeline, *, descriptions: dict[str, dict[tuple[str, str], str]] | None = None) -> None:
+    def __init__(self, pipeline, *, descriptions: dict[str, dict[tuple[str, str], str]] | None = None,
+                 own_log: dict[str, Any] | None = None) -> None:
         self.pipeline = pipeline
         self.name = f"quorumsql-{pipeline.preset.name}"
         self.descriptions = descriptions or {}
+        self.own_log = own_log
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -109,12 +115,17 @@ class PipelineSystem:
             "kind": "pipeline",
             "preset": self.pipeline.preset.model_dump(),
             "model": describe_model(self.pipeline.llm),
+            **({"own_log": self.own_log} if self.own_log else {}),
         }
 
     def predict(self, question: str, db: Database, *, evidence: str | None = None, db_id: str = "") -> Prediction:
         desc = self.descriptions.get(db_id or db.db_id)
         ans = self.pipeline.answer(question, db, evidence=evidence, descriptions=desc)
         chosen = next((c for c in ans.candidates if ans.sql is not None and c.sql == ans.sql), None)
+        # the few-shot examples each ICL candidate was shown (memory pairs by id), for audits
+        shown = {e.data.get("candidate"): [{k: x.get(k) for k in ("source", "id", "db_id", "question")}
+                                           for x in e.data.get("examples", [])]
+                 for e in ans.trace if e.node == "generate_icl"}
         return Prediction(
             sql=ans.sql,
             candidates=[
@@ -125,6 +136,7 @@ class PipelineSystem:
                     "usage": c.usage.model_dump(exclude={"seconds"}),
                     # the refiner's SQL when the align stage rewrote it (for ablations)
                     **({"refined_sql": c.aligned_from} if c.aligned_from else {}),
+                    **({"examples": shown[c.id]} if shown.get(c.id) else {}),
                 }
                 for c in ans.candidates
             ],
