@@ -17,7 +17,8 @@ schema, and every rewrite is executed before it is kept:
     declared ``NUMERIC``/``NUMBER``/``DECIMAL``/``BOOLEAN`` count as integer-valued too: they store
     whole numbers as integers, and casting a value that is already real changes nothing.
 ``dialect_functions``
-    For a candidate that failed with an error only: the SQL is read as each other dialect
+    For a candidate that failed with an error, or was refused for calling a function that is
+    not one of the database's built-ins (``YEAR()`` on SQLite): the SQL is read as each other dialect
     (MySQL, PostgreSQL, T-SQL, Oracle, SQLite) and written in the database's own with sqlglot,
     e.g. ``YEAR(d)`` or ``DATE_FORMAT(d, '%Y')`` become ``STRFTIME`` on SQLite, ``NVL`` becomes
     ``COALESCE``, ``SELECT TOP 3`` becomes ``LIMIT 3``. The first rewrite that runs is kept.
@@ -368,7 +369,8 @@ def align_sql(
 ) -> Alignment:
     """Apply the switched-on alignment rules to one refined SQL (MCI-SQL section 3.4).
 
-    ``dialect_functions`` runs first and only when ``state`` is ``error``; ``integer_division``
+    ``dialect_functions`` runs first and only when ``state`` is ``error`` or ``refused`` (a
+    function outside the dialect's built-ins is refused before it runs); ``integer_division``
     then runs on a query that executes. Each rewrite is executed read-only through
     :meth:`Database.try_execute` and kept only when it runs.
 
@@ -396,7 +398,7 @@ def align_sql(
             current, current_state, result = rewritten, new_state, res
         return kept
 
-    if "dialect_functions" in rules and current_state == "error":
+    if "dialect_functions" in rules and current_state in ("error", "refused"):
         for source, rewritten in transpile_functions(current, db.dialect):
             if attempt("dialect_functions", rewritten, f"read as {source}"):
                 break
