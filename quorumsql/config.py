@@ -283,6 +283,8 @@ class Settings(BaseSettings):
             and the result is marked truncated).
         max_value_bytes: largest single value a SQLite query may build (``SQLITE_LIMIT_LENGTH``);
             a larger one fails the query at once.
+        max_query_memory: bytes SQLite may allocate for one query (``hard_heap_limit`` in the
+            worker process that runs it); a query that needs more fails with "out of memory".
         allowed_functions: extra SQL function names (matched case-insensitively) that a
             candidate may call beyond the dialect's read-only built-ins, e.g. the user's own
             read-only routines. By default a call to any function outside the built-in
@@ -311,7 +313,8 @@ class Settings(BaseSettings):
     query_timeout: float = Field(default=30.0, gt=0)
     max_rows: int = Field(default=10_000, ge=1)
     max_result_bytes: int = Field(default=64 * 2**20, ge=1)
-    max_value_bytes: int = 32 * 2**20
+    max_value_bytes: int = Field(default=32 * 2**20, ge=1)
+    max_query_memory: int = Field(default=256 * 2**20, ge=16 * 2**20)
     allowed_functions: list[str] = Field(default_factory=list)
     preset: str = "balanced"
     roles: dict[str, RoleSettings] = Field(default_factory=dict)

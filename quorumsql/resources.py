@@ -87,6 +87,7 @@ class Resources:
         opened = open_database(
             key, query_timeout=self.settings.query_timeout, max_rows=self.settings.max_rows,
             max_result_bytes=self.settings.max_result_bytes, max_value_bytes=self.settings.max_value_bytes,
+            max_query_memory=self.settings.max_query_memory,
             allowed_functions=tuple(self.settings.allowed_functions),
         )
         with self._lock:

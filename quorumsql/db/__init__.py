@@ -33,7 +33,8 @@ def open_database(db: "str | os.PathLike | Database", **kwargs: Any) -> Database
             ``mysql+pymysql://user:pw@host:port/name`` (also ``mysql://``, ``mariadb://``),
             ``postgresql://user:pw@host:port/name`` (also ``postgres://``).
         **kwargs: ``query_timeout`` (s), ``max_rows`` and ``max_result_bytes`` for every
-            connector; ``max_value_bytes`` for SQLite.
+            connector; ``max_value_bytes`` and ``max_query_memory`` for SQLite (ignored for the
+            servers); ``allowed_functions`` (extra function names a query may call).
 
     Returns:
         A connector; its schema is read lazily.
@@ -63,7 +64,8 @@ def open_database(db: "str | os.PathLike | Database", **kwargs: Any) -> Database
         if not path:
             raise DatabaseError("sqlite URL without a path: use sqlite:///file.db")
         return SQLiteDatabase(Path(path), **kwargs)
-    kwargs.pop("max_value_bytes", None)  # a SQLite limit; the servers have their own
+    for name in ("max_value_bytes", "max_query_memory"):
+        kwargs.pop(name, None)  # SQLite limits; the servers have their own
     if port == 0:
         raise DatabaseError(f"malformed database URL {_redact(spec)!r}: the port must be a number from 1 to 65535")
     if scheme in ("mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql"):
