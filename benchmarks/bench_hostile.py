@@ -235,7 +235,7 @@ POSTGRES_STATEMENTS = [
     ("pg_catalog.\"pg_read_file\"", "SELECT pg_catalog.\"pg_read_file\"('/etc/passwd') AS f", False),
     ("PG_READ_FILE", "SELECT PG_READ_FILE('/etc/passwd') AS f", False),
     ("U&\"pg\\005fread\\005ffile\"", "SELECT U&\"pg\\005fread\\005ffile\"('/etc/passwd') AS f", False),
-    ("pg_read_binary_file", "SELECT convert_from(pg_read_binary_file('/etc/passwd'), 'UTF8') AS f", False),
+    ("pg_read_binary_file", "SELECT pg_read_binary_file('/etc/passwd') AS f", False),
     ("pg_ls_dir", "SELECT * FROM pg_ls_dir('/etc') AS f", False),
     ("lo_import", "SELECT lo_import('/etc/passwd')", False),
     ("dblink_exec delete", "SELECT dblink_exec('{dsn}', 'DELETE FROM singer_in_concert')", False),
