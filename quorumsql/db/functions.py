@@ -92,6 +92,7 @@ POSTGRES_FUNCTIONS = _COMMON | _names("""
     regexp_split_to_array regexp_split_to_table regexp_substr repeat reverse right rpad
     split_part starts_with strpos to_hex translate unistr encode decode string_to_array
     array_to_string string_to_table sha224 sha256 sha384 sha512 to_ascii normalize casefold
+    convert_from convert_to convert
     cbrt div factorial gcd lcm scale trunc width_bucket random min_scale trim_scale sinh cosh
     tanh asinh acosh atanh sind cosd tand asind acosd atand atan2d cotd erf erfc
     age clock_timestamp date_bin date_part date_trunc extract isfinite justify_days
@@ -152,6 +153,32 @@ BUILTIN_FUNCTIONS: dict[str, frozenset[str]] = {
 }
 
 _ALIASES = {"mariadb": "mysql", "postgresql": "postgres"}
+
+
+def decode_unicode_name(body: str) -> str:
+    """The name a PostgreSQL ``U&"..."`` identifier spells, for a refusal's reason.
+
+    ``\\XXXX`` and ``\\+XXXXXX`` are code points, ``\\\\`` is a backslash (the default escape
+    character); anything malformed is kept as written.
+    """
+    out, i = [], 0
+    while i < len(body):
+        if body.startswith("\\\\", i):
+            out.append("\\")
+            i += 2
+            continue
+        for width, skip in ((6, 2), (4, 1)):
+            digits = body[i + skip:i + skip + width]
+            if body.startswith("\\+" if skip == 2 else "\\", i) and len(digits) == width and all(
+                c in "0123456789abcdefABCDEF" for c in digits
+            ):
+                out.append(chr(int(digits, 16)) if int(digits, 16) <= 0x10FFFF else "?")
+                i += skip + width
+                break
+        else:
+            out.append(body[i])
+            i += 1
+    return "".join(out)
 
 
 def dialect_key(dialect: str) -> str:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from quorumsql.db.base import Database, fetch_capped
 from quorumsql.db.functions import Token as FunctionToken
-from quorumsql.db.functions import refused_call
+from quorumsql.db.functions import decode_unicode_name, refused_call
 from quorumsql.db.schema import Column, DatabaseSchema, ForeignKey, Table
 from quorumsql.errors import DatabaseError, QueryError, QueryTimeout, UnsafeSQLError
 from quorumsql.sqlnames import quote_identifier
@@ -120,8 +120,10 @@ def _server_tokens(sql: str) -> list[FunctionToken]:
             word, j = m.group(), m.end()
             low = word.lower()
             if low == "u" and sql.startswith('&"', j):
+                _, spelled = _quoted_end(sql, j + 1, '"', backslash=False)
                 raise UnsafeSQLError(
-                    'refused by the connection: unicode-escaped names (U&"...") are not allowed'
+                    'refused by the connection: unicode-escaped names (U&"...") are not allowed: '
+                    f"this one spells {decode_unicode_name(spelled)}"
                 )
             if low == "u" and sql.startswith("&'", j):
                 i, text = _quoted_end(sql, j + 1, "'", backslash=False)

@@ -33,7 +33,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from quorumsql.db.functions import Token as FunctionToken
-from quorumsql.db.functions import refused_call
+from quorumsql.db.functions import decode_unicode_name, refused_call
 from quorumsql.errors import UnsafeSQLError
 
 # Expression types that write, change structure or lock rows.
@@ -137,14 +137,16 @@ def _refuse_calls(tokens: list[Token], dialect: str, allowed: Iterable[str]) -> 
 
 
 def _refuse_unicode_identifiers(text: str, tokens: list[Token]) -> None:
-    """PostgreSQL ``U&"..."`` names spell a name in escapes (``U&"pg\\005fread_file"``): refused."""
+    """PostgreSQL ``U&"..."`` names spell a name in escapes (``U&"pg\\005fread_file"``): refused,
+    with the name they spell in the reason."""
     for a, b, c in zip(tokens, tokens[1:], tokens[2:]):
         if (
             a.text.upper() == "U" and b.token_type == TokenType.AMP and c.token_type == TokenType.IDENTIFIER
             and b.start == a.end + 1 and c.start == b.end + 1
         ):
             raise UnsafeSQLError(
-                'unicode-escaped names (U&"...") are not allowed: write the name plainly'
+                f'unicode-escaped names (U&"...") are not allowed: this one spells '
+                f"{decode_unicode_name(c.text)}; write the name plainly"
             )
 
 
