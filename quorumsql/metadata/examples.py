@@ -574,6 +574,7 @@ class ExampleMemories:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root).expanduser()
         self._open: dict[str, tuple[ExampleMemory, str | None]] = {}
+        self._signatures: dict[str, tuple[DatabaseSchema, str]] = {}
         self._lock = threading.Lock()
 
     def memory_for(self, db: Database) -> ExampleMemory:
@@ -584,8 +585,15 @@ class ExampleMemories:
             DatabaseError: the database's schema cannot be read.
         """
         schema = db.schema()
-        signature = schema_signature(schema)
         key = db.uri
+        with self._lock:
+            seen = self._signatures.get(key)
+        if seen is not None and seen[0] is schema:
+            signature = seen[1]  # the connector's schema object is unchanged: so is its signature
+        else:
+            signature = schema_signature(schema)
+            with self._lock:
+                self._signatures[key] = (schema, signature)
         with self._lock:
             cached = self._open.get(key)
             if cached is not None and cached[1] == signature:
@@ -603,3 +611,4 @@ class ExampleMemories:
         """Drop the memory held for ``db`` (the next :meth:`memory_for` opens and checks it again)."""
         with self._lock:
             self._open.pop(db.uri, None)
+            self._signatures.pop(db.uri, None)
