@@ -114,7 +114,7 @@ def run_linking(
     done = {r["id"] for r in records}
     preset = pipeline.preset.model_copy(update={"linking": True})
     ctx = InferenceContext(settings=pipeline.settings, preset=preset, models=pipeline.models,
-                           resources=pipeline.resources)
+                           resources=pipeline.resources, memories=getattr(pipeline, "memories", None))
     graph = build_linking_graph()
     todo = [e for e in examples if e.id not in done]
     with open(path, "a", encoding="utf-8") as fh:
