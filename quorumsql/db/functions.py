@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from quorumsql.errors import UnsafeSQLError
+
 
 def _names(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -361,3 +363,43 @@ def refused_call(tokens: list[Token], dialect: str, extra: Iterable[str] = ()) -
         if reason:
             return reason
     return None
+
+
+_READ_STARTS = {"select", "with", "values", "table"}
+
+
+def guard_tokens(
+    tokens: list[Token], dialect: str, *, server: str, forbidden_words: Iterable[str],
+    allowed: Iterable[str] = (),
+) -> None:
+    """The connectors' own refusal over their lexer's tokens (the second lock, after the check).
+
+    The statement must start like a query (``SELECT``, ``WITH``, ``VALUES``, ``TABLE`` or
+    ``(``), hold one statement (trailing ``;`` ignored), contain none of ``forbidden_words``
+    unquoted, and call only allowed functions (:func:`refused_call`).
+
+    Args:
+        tokens: the server-faithful tokens of one statement.
+        dialect: the function table to use.
+        server: the server's name for the messages ("MySQL", "PostgreSQL").
+        forbidden_words: upper-case words that write (``INTO``, ``OUTFILE``).
+        allowed: user-permitted function names.
+
+    Raises:
+        UnsafeSQLError: the statement is refused; the reason starts "refused by the connection".
+    """
+    tokens = list(tokens)
+    while tokens and tokens[-1] == ("symbol", ";"):
+        tokens.pop()
+    first = tokens[0] if tokens else ("word", "nothing")
+    if not (first == ("symbol", "(") or (first[0] == "word" and first[1].lower() in _READ_STARTS)):
+        raise UnsafeSQLError(
+            f"refused by the connection: only read queries run on {server}, got {first[1].upper()}"
+        )
+    words = {w.upper() for w in forbidden_words}
+    for kind, value in tokens:
+        if (kind == "word" and value.upper() in words) or (kind, value) == ("symbol", ";"):
+            raise UnsafeSQLError(f"refused by the connection: {value.upper()} is not allowed in a read query")
+    reason = refused_call(tokens, dialect, allowed)
+    if reason:
+        raise UnsafeSQLError(f"refused by the connection: {reason}")

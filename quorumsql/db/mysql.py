@@ -32,7 +32,7 @@ from typing import Any
 
 from quorumsql.db.base import Database, fetch_capped
 from quorumsql.db.functions import Token as FunctionToken
-from quorumsql.db.functions import refused_call
+from quorumsql.db.functions import guard_tokens
 from quorumsql.db.schema import Column, DatabaseSchema, ForeignKey, Table
 from quorumsql.errors import DatabaseError, QueryError, QueryTimeout, UnsafeSQLError
 from quorumsql.sqlnames import quote_identifier
@@ -49,7 +49,6 @@ _SQL_MODE = (
     "sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), "
     "',NO_BACKSLASH_ESCAPES,', ','), ',ANSI_QUOTES,', ','))"
 )
-_GUARD_STARTS = {"SELECT", "WITH", "VALUES", "TABLE"}
 _GUARD_WORDS = {"INTO", "OUTFILE", "DUMPFILE"}
 _EXEC_COMMENT = re.compile(r"/\*M?!\d{0,6}", re.IGNORECASE)
 # MySQL's unquoted name characters: ASCII letters, digits, "_", "$" and every character from
@@ -151,22 +150,10 @@ def _guard(sql: str, allowed_functions: Iterable[str] = ()) -> None:
     Raises:
         UnsafeSQLError: the statement is refused (nothing was sent).
     """
-    tokens = _server_words(sql)
-    while tokens and tokens[-1] == ("symbol", ";"):
-        tokens.pop()
-    first = tokens[0] if tokens else ("word", "nothing")
-    if not (first == ("symbol", "(") or (first[0] == "word" and first[1].upper() in _GUARD_STARTS)):
-        raise UnsafeSQLError(
-            f"refused by the connection: only read queries run on MySQL, got {first[1].upper()}"
-        )
-    for kind, value in tokens:
-        if (kind == "word" and value.upper() in _GUARD_WORDS) or (kind, value) == ("symbol", ";"):
-            raise UnsafeSQLError(
-                f"refused by the connection: {value.upper()} is not allowed in a read query"
-            )
-    reason = refused_call(tokens, "mysql", allowed_functions)
-    if reason:
-        raise UnsafeSQLError(f"refused by the connection: {reason}")
+    guard_tokens(
+        _server_words(sql), "mysql", server="MySQL", forbidden_words=_GUARD_WORDS,
+        allowed=allowed_functions,
+    )
 
 
 def _abandon(stream) -> None:

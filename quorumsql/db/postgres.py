@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from quorumsql.db.base import Database, fetch_capped
 from quorumsql.db.functions import Token as FunctionToken
-from quorumsql.db.functions import decode_unicode_name, refused_call
+from quorumsql.db.functions import decode_unicode_name, guard_tokens
 from quorumsql.db.schema import Column, DatabaseSchema, ForeignKey, Table
 from quorumsql.errors import DatabaseError, QueryError, QueryTimeout, UnsafeSQLError
 from quorumsql.sqlnames import quote_identifier
@@ -47,7 +47,6 @@ _IDENT_START = r"A-Za-z_\u0080-\uffff"
 _PG_WORD = re.compile(rf"[{_IDENT_START}][{_IDENT_START}0-9$]*")
 _DOLLAR_TAG = re.compile(rf"\$(?:[{_IDENT_START}][{_IDENT_START}0-9]*)?\$")
 _PG_SPACE = " \t\n\r\f\v"
-_GUARD_STARTS = {"SELECT", "WITH", "VALUES", "TABLE"}
 
 
 def _quoted_end(sql: str, start: int, quote: str, backslash: bool) -> tuple[int, str]:
@@ -162,22 +161,10 @@ def _guard(sql: str, allowed_functions: Iterable[str] = ()) -> None:
     Raises:
         UnsafeSQLError: the statement is refused (nothing was sent).
     """
-    tokens = _server_tokens(sql)
-    while tokens and tokens[-1] == ("symbol", ";"):
-        tokens.pop()
-    first = tokens[0] if tokens else ("word", "nothing")
-    if not (first == ("symbol", "(") or (first[0] == "word" and first[1].upper() in _GUARD_STARTS)):
-        raise UnsafeSQLError(
-            f"refused by the connection: only read queries run on PostgreSQL, got {first[1].upper()}"
-        )
-    for kind, value in tokens:
-        if (kind == "word" and value.upper() == "INTO") or (kind, value) == ("symbol", ";"):
-            raise UnsafeSQLError(
-                f"refused by the connection: {value.upper()} is not allowed in a read query"
-            )
-    reason = refused_call(tokens, "postgres", allowed_functions)
-    if reason:
-        raise UnsafeSQLError(f"refused by the connection: {reason}")
+    guard_tokens(
+        _server_tokens(sql), "postgres", server="PostgreSQL", forbidden_words={"INTO"},
+        allowed=allowed_functions,
+    )
 
 
 class PostgresDatabase(Database):
