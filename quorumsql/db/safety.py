@@ -270,7 +270,7 @@ def check_read_only(sql: str, dialect: str = "sqlite", allowed_functions: Iterab
         if first not in _READ_STARTS or bad:
             raise UnsafeSQLError(
                 "only read queries (SELECT / WITH ... SELECT) are allowed"
-                + (f"; found {', '.join(bad)}" if bad else "")
+                + (f"; found {', '.join(bad)}" if bad else f"; got {first}")
             ) from None
         return text
     if not isinstance(tree, (exp.Query, exp.Values)):
