@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -167,6 +168,14 @@ def _guard(sql: str, allowed_functions: Iterable[str] = ()) -> None:
     )
 
 
+def _cancel_quietly(conn) -> None:
+    """Ask the server to cancel ``conn``'s running statement (the watchdog of a query)."""
+    try:
+        conn.cancel_safe(timeout=2.0)
+    except Exception:  # noqa: BLE001 - the statement may have ended, the connection closed
+        pass
+
+
 class PostgresDatabase(Database):
     """A PostgreSQL database; every session has ``default_transaction_read_only = on``.
 
@@ -250,12 +259,18 @@ class PostgresDatabase(Database):
     def _run_read_only(self, sql: str, timeout: float, max_rows: int):
         """Run ``sql`` in a read-only session as a server-side cursor, without :func:`_guard`.
 
-        The server's own locks only (tests call this to show what the server stops).
+        The server's own locks only (tests call this to show what the server stops). Besides
+        ``statement_timeout``, a watchdog cancels the running statement from the client side
+        0.2 s past the deadline: a FETCH of huge values (``repeat('a', 1e8)``) can hold the
+        client in the transfer after the server's own limit has passed.
         """
         import psycopg
 
         deadline = time.monotonic() + timeout
         conn = self._connect(timeout)
+        watchdog = threading.Timer(timeout + 0.2, _cancel_quietly, args=(conn,))
+        watchdog.daemon = True
+        watchdog.start()
 
         def fetch(n: int):
             # each FETCH is its own statement: give it what is left of the budget
@@ -278,6 +293,7 @@ class PostgresDatabase(Database):
         except psycopg.Error as exc:
             raise QueryError(_without_cursor(str(exc).strip())) from None
         finally:
+            watchdog.cancel()
             conn.close()
         return columns, rows, truncated
 
