@@ -1,4 +1,4 @@
-"""Command line: ``quorumsql ask | demo | doctor | index | bench | report | model``.
+"""Command line: ``quorumsql ask | demo | doctor | mcp | index | bench | report | model``.
 
 User errors (bad path, unreachable server, model down) print one ``error:`` line and exit 2;
 nothing prints a traceback unless ``QUORUMSQL_DEBUG=1``.
@@ -187,6 +187,17 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    from quorumsql.api import Pipeline
+    from quorumsql.config import Settings
+    from quorumsql.mcp_server import require_sdk, serve
+
+    require_sdk()  # before the settings and databases: the missing SDK is the first thing to say
+    pipeline = Pipeline(Settings.load(args.config), preset=args.preset)
+    serve(args.db, http_port=args.http, host=args.host, pipeline=pipeline, max_rows=args.max_rows)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``quorumsql`` argument parser."""
     parser = argparse.ArgumentParser(prog="quorumsql", description="Multi-agent Text-to-SQL.")
@@ -217,6 +228,21 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("db", help="SQLite path or URL (sqlite:///, mysql+pymysql://, postgresql://)")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(func=_cmd_doctor)
+
+    mcp = sub.add_parser(
+        "mcp", help="serve databases to MCP clients (Claude Desktop, IDE agents)",
+        description="Serve the Model Context Protocol (tools ask, list_tables, describe_table, run_sql; "
+        "each database's M-Schema as a resource) over stdio, or over streamable HTTP on a loopback "
+        "address with --http. Needs pip install 'quorumsql[mcp]'.",
+    )
+    mcp.add_argument("db", nargs="+", help="SQLite paths or URLs to serve; each is opened once")
+    mcp.add_argument("--http", type=int, metavar="PORT",
+                     help="serve streamable HTTP at http://127.0.0.1:PORT/mcp instead of stdio")
+    mcp.add_argument("--host", default="127.0.0.1",
+                     help="with --http: 127.0.0.1 (default), localhost or ::1; any other host is refused")
+    mcp.add_argument("--preset", choices=["fast", "balanced", "accurate"], default=None)
+    mcp.add_argument("--max-rows", type=int, default=100, help="rows a tool returns at most (default 100)")
+    mcp.set_defaults(func=_cmd_mcp)
 
     model = sub.add_parser("model", help="the embedded local model")
     msub = model.add_subparsers(dest="model_command", required=True)
