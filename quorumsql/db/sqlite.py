@@ -60,19 +60,38 @@ class _WorkerProcess:
     Started with :class:`subprocess.Popen` (fork-and-exec of a fresh interpreter: no Python code
     of this process runs in the child, which imports nothing of the package).
 
+    Another engine's worker (:mod:`quorumsql.db.duckdb`) subclasses this and changes
+    :attr:`engine`, :attr:`idle_exit_seconds`, :meth:`command` and the frame codec
+    (:meth:`encode` / :meth:`decode`).
+
     Raises:
         DatabaseError: the interpreter cannot be started.
     """
 
+    engine = "SQLite"
+    idle_exit_seconds = sqlite_worker.IDLE_EXIT_SECONDS
+
+    def command(self) -> list[str]:
+        """The worker's command line."""
+        return [sys.executable, "-I", "-S", str(_WORKER_SCRIPT)]
+
+    def encode(self, obj: Any) -> bytes:
+        """One frame's payload."""
+        return marshal.dumps(obj)
+
+    def decode(self, data: bytes | bytearray) -> Any:
+        """What a frame's payload holds."""
+        return marshal.loads(data)
+
     def __init__(self) -> None:
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(_WORKER_SCRIPT)],
+                self.command(),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 close_fds=True, bufsize=0,
             )
         except OSError as exc:
-            raise DatabaseError(f"cannot start the SQLite query worker ({exc})") from None
+            raise DatabaseError(f"cannot start the {self.engine} query worker ({exc})") from None
         self.config: dict | None = None
         self.last_used = time.monotonic()
         self._in = self.proc.stdin.fileno()
@@ -90,7 +109,7 @@ class _WorkerProcess:
 
     def send(self, obj: Any) -> None:
         """Write one frame. Raises _WorkerGone when the worker's stdin is closed."""
-        data = marshal.dumps(obj)
+        data = self.encode(obj)
         view = memoryview(_LEN.pack(len(data)) + data)
         try:
             while view:
@@ -103,7 +122,7 @@ class _WorkerProcess:
         (n,) = _LEN.unpack(self._read(_LEN.size, deadline))
         if n > max_frame:
             raise _WorkerGone(f"an answer of {n:,} bytes, over the {max_frame:,} expected")
-        return marshal.loads(self._read(n, deadline))
+        return self.decode(self._read(n, deadline))
 
     def _read(self, n: int, deadline: float) -> bytes | bytearray:
         """``n`` bytes: from what an earlier read brought, then from the pipe."""
@@ -160,9 +179,13 @@ class _WorkerPool:
     starts a new one, so queries of several threads run in parallel (a slow candidate never
     makes another one wait). Dead, stale (idle longer than the worker's own idle exit allows) and
     surplus workers are ended, never reused.
+
+    Args:
+        factory: the worker class to start (:class:`_WorkerProcess` or a subclass).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, factory: type[_WorkerProcess] = _WorkerProcess) -> None:
+        self._factory = factory
         self._lock = threading.Lock()
         self._idle: list[_WorkerProcess] = []
         self._busy: set[_WorkerProcess] = set()
@@ -181,7 +204,7 @@ class _WorkerPool:
             generation = self._generation
             while self._idle:
                 worker = self._idle.pop()
-                if worker.alive() and now - worker.last_used < sqlite_worker.IDLE_EXIT_SECONDS - 10:
+                if worker.alive() and now - worker.last_used < self._factory.idle_exit_seconds - 10:
                     found = worker
                     break
                 stale.append(worker)
@@ -191,7 +214,7 @@ class _WorkerPool:
             worker.kill()
         if found is not None:
             return found, True, generation
-        worker = _WorkerProcess()
+        worker = self._factory()
         with self._lock:
             self._busy.add(worker)
         return worker, False, generation
