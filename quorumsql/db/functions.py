@@ -122,6 +122,89 @@ POSTGRES_FUNCTIONS = _COMMON | _names("""
     char bpchar date time timestamp timestamptz interval bool boolean json jsonb uuid money
 """)
 
+# DuckDB: the pure scalar, aggregate, window and list/struct/map/JSON functions of DuckDB 1.x-2.x,
+# the set-returning range / generate_series / unnest / json_each / json_tree, and words of
+# DuckDB's own syntax that stand before "(" without calling anything (``* EXCLUDE (a)``,
+# ``* RENAME (...)``, ``UNION BY NAME (...)``, ``COLUMNS(*)``, ``TRY_CAST(x AS t)``,
+# ``USING SAMPLE reservoir(10)``). Everything that reads files or runs SQL text is in
+# NEVER_ALLOWED["duckdb"] below; settings, catalogs, secrets and logs are simply not listed.
+DUCKDB_FUNCTIONS = _COMMON | _names("""
+    any_value approx_count_distinct approx_quantile approx_top_k arbitrary arg_max arg_max_null
+    arg_max_nulls_last arg_min arg_min_null arg_min_nulls_last argmax argmin array_agg
+    bit_and bit_or bit_xor bitstring_agg bool_and bool_or corr count_if count_star countif
+    covar_pop covar_samp entropy favg first fsum group_concat histogram histogram_exact
+    kahan_sum kurtosis kurtosis_pop last list listagg mad max_by mean median min_by mode product
+    quantile quantile_cont quantile_disc regr_avgx regr_avgy regr_count regr_intercept regr_r2
+    regr_slope regr_sxx regr_sxy regr_syy reservoir_quantile sem skewness stddev stddev_pop
+    stddev_samp string_agg sumkahan var_pop var_samp variance weighted_avg wavg geomean
+    geometric_mean grouping grouping_id
+    fill rank_dense
+    ascii bar base64 bit_length chr concat concat_ws contains damerau_levenshtein editdist3
+    ends_with format from_base64 hamming instr jaccard jaro_similarity jaro_winkler_similarity
+    lcase left left_grapheme len length_grapheme levenshtein like_escape ilike_escape
+    not_like_escape not_ilike_escape lpad md5 md5_number md5_number_lower md5_number_upper
+    mismatches nfc_normalize octet_length ord position prefix printf regexp_escape
+    regexp_extract regexp_extract_all regexp_full_match regexp_matches regexp_replace
+    regexp_split_to_array regexp_split_to_table repeat reverse right right_grapheme rpad sha1
+    sha256 split split_part starts_with str_split str_split_regex string_split
+    string_split_regex string_to_array strip_accents strlen strpos substring_grapheme suffix
+    to_base64 translate ucase unicode url_decode url_encode hash hex unhex bin unbin from_hex
+    to_hex to_binary from_binary encode decode format_bytes formatreadabledecimalsize
+    formatreadablesize parse_formatted_bytes to_base overlay
+    add cbrt divide even factorial fdiv fmod gamma gcd greatest_common_divisor isfinite isinf
+    isnan lcm least_common_multiple lgamma log2 multiply nextafter random round_even
+    roundbankers signbit subtract trunc xor bit_count get_bit set_bit bit_position bitstring
+    equi_width_bins
+    age ago century current_date current_localtime current_localtimestamp date_add date_diff
+    date_part date_sub date_trunc datediff datepart datesub datetrunc day dayname dayofmonth
+    dayofweek dayofyear days_in_month decade epoch epoch_ms epoch_ns epoch_us era extract
+    get_current_time get_current_timestamp hour isodow isoyear julian last_day make_date
+    make_time make_timestamp make_timestamp_ms make_timestamp_ns make_timestamptz microsecond
+    millennium millisecond minute month monthname nanosecond normalized_interval now quarter
+    second strftime strptime time_bucket timezone timezone_hour timezone_minute to_centuries
+    to_days to_decades to_hours to_microseconds to_millennia to_milliseconds to_minutes
+    to_months to_quarters to_seconds to_timestamp to_weeks to_years today
+    transaction_timestamp try_strptime week weekday weekofyear year yearweek
+    array_aggr array_aggregate array_apply array_append array_cat array_concat array_contains
+    array_cosine_distance array_cosine_similarity array_cross_product array_distance
+    array_distinct array_dot_product array_extract array_filter array_grade_up array_has
+    array_has_all array_has_any array_indexof array_inner_product array_intersect array_length
+    array_negative_dot_product array_negative_inner_product array_pop_back array_pop_front
+    array_position array_prepend array_push_back array_push_front array_reduce array_resize
+    array_reverse array_reverse_sort array_select array_slice array_sort array_to_json
+    array_to_string array_transform array_unique array_value array_where array_zip
+    list_aggr list_aggregate list_any_value list_append list_apply list_approx_count_distinct
+    list_avg list_bit_and list_bit_or list_bit_xor list_bool_and list_bool_or list_cat
+    list_concat list_contains list_cosine_distance list_cosine_similarity list_count
+    list_distance list_distinct list_dot_product list_element list_entropy list_extract
+    list_filter list_first list_grade_up list_has list_has_all list_has_any list_histogram
+    list_indexof list_inner_product list_intersect list_kurtosis list_kurtosis_pop list_last
+    list_mad list_max list_median list_min list_mode list_negative_dot_product
+    list_negative_inner_product list_pack list_position list_prepend list_product list_reduce
+    list_resize list_reverse list_reverse_sort list_select list_sem list_skewness list_slice
+    list_sort list_stddev_pop list_stddev_samp list_string_agg list_sum list_transform
+    list_unique list_value list_var_pop list_var_samp list_where list_zip
+    flatten generate_series range unnest apply reduce cardinality element_at grade_up
+    map map_concat map_contains map_contains_entry map_contains_value map_entries map_extract
+    map_extract_value map_from_entries map_keys map_values struct_concat struct_contains
+    struct_extract struct_extract_at struct_has struct_indexof struct_insert struct_keys
+    struct_pack struct_position struct_update struct_values row union_extract union_tag
+    union_value
+    json json_array json_array_length json_contains json_deep_merge json_exists json_extract
+    json_extract_path json_extract_path_text json_extract_string json_group_array
+    json_group_object json_group_structure json_insert json_keys json_merge_patch
+    json_normalize json_object json_pretty json_quote json_remove json_replace json_set
+    json_strip_nulls json_structure json_transform json_transform_strict json_type json_valid
+    json_value to_json from_json from_json_strict row_to_json json_each json_tree
+    if ifnull typeof gen_random_uuid uuid uuidv4 uuidv7 uuid_extract_timestamp
+    uuid_extract_version enum_code enum_first enum_last enum_range enum_range_boundary
+    sleep_ms pg_sleep
+    try_cast try columns unpack exclude rename name interval struct reservoir bernoulli system
+    pivot unpivot
+    date time timestamp timestamptz decimal numeric integer int bigint smallint tinyint hugeint
+    double float real varchar text boolean bool blob uuid
+""")
+
 # Built-ins that read or write files, run SQL given as text, take locks, signal other sessions,
 # change settings or sequences, or load code. Never allowed, not even by allowed_functions.
 NEVER_ALLOWED: dict[str, frozenset[str]] = {
@@ -146,12 +229,31 @@ NEVER_ALLOWED: dict[str, frozenset[str]] = {
         pg_advisory_lock pg_advisory_xact_lock pg_try_advisory_lock pg_advisory_lock_shared
         pg_import_system_collations txid_current pg_current_xact_id
     """),
+    "duckdb": _names("""
+        read_csv read_csv_auto read_single_csv_file read_parquet parquet_scan
+        read_single_parquet_file parquet_metadata parquet_schema parquet_file_metadata
+        parquet_full_metadata parquet_kv_metadata parquet_page_index parquet_bloom_probe
+        read_json read_json_auto read_json_objects read_json_objects_auto read_ndjson
+        read_ndjson_auto read_ndjson_objects read_single_json_file read_text read_blob
+        read_duckdb read_xlsx read_file glob sniff_csv query query_table
+        json_execute_serialized_sql json_serialize_sql json_deserialize_sql json_serialize_plan
+        arrow_scan arrow_scan_dumb pandas_scan python_arrow_scan python_map_function seq_scan
+        sqlite_scan sqlite_attach postgres_scan postgres_attach postgres_query mysql_scan
+        mysql_query iceberg_scan iceberg_metadata delta_scan http_get http_post
+        checkpoint force_checkpoint enable_logging disable_logging enable_profiling
+        disable_profiling truncate_duckdb_logs add_grammar_extension remove_grammar_extension
+        create_external_resource register_external_resource deregister_external_resource
+        destroy_external_resource register_external_resource_type
+        duckdb_secrets which_secret duckdb_settings current_setting getenv setseed nextval
+        currval setval write_log txid_current
+    """),
 }
 
 BUILTIN_FUNCTIONS: dict[str, frozenset[str]] = {
     "sqlite": SQLITE_FUNCTIONS,
     "mysql": MYSQL_FUNCTIONS,
     "postgres": POSTGRES_FUNCTIONS,
+    "duckdb": DUCKDB_FUNCTIONS,
 }
 
 _ALIASES = {"mariadb": "mysql", "postgresql": "postgres"}
@@ -329,12 +431,22 @@ def _is_cte_header(tokens: list[Token], i: int) -> bool:
     return (kind == "word" and value.lower() in _CTE_BODY_STARTS) or (kind, value) == ("symbol", "(")
 
 
-def function_calls(tokens: list[Token]) -> list[tuple[str | None, str]]:
+def _names_only(tokens: list[Token], open_paren: int) -> bool:
+    """Whether the parentheses opening at ``open_paren`` hold names and commas only."""
+    close = _close_paren(tokens, open_paren)
+    return close < len(tokens) and all(
+        k in ("word", "quoted") or (k, v) == ("symbol", ",") for k, v in tokens[open_paren + 1:close]
+    )
+
+
+def function_calls(tokens: list[Token], *, alias_lists: bool = False) -> list[tuple[str | None, str]]:
     """Every ``[qualifier.]name(`` in ``tokens`` that calls a function, as (qualifier, name).
 
     Not calls: structural words (:data:`STRUCTURAL_WORDS`, unquoted), a name right after
     ``AS`` or ``::`` (an alias's column list, a type's length) and the column list of a WITH
-    query. Everything else before "(" is a call, quoted or not.
+    query; with ``alias_lists`` (DuckDB), also an unquoted name right after ``)`` whose
+    parentheses hold names only (``FROM range(3) t(x)``, ``FROM (SELECT 1) s(a)``). Everything
+    else before "(" is a call, quoted or not.
     """
     calls: list[tuple[str | None, str]] = []
     for i in range(len(tokens) - 1):
@@ -345,6 +457,8 @@ def function_calls(tokens: list[Token]) -> list[tuple[str | None, str]]:
             continue
         prev = tokens[i - 1] if i > 0 else ("symbol", "")
         if (prev[0] == "word" and prev[1].lower() == "as") or prev == ("symbol", "::"):
+            continue
+        if alias_lists and kind == "word" and prev == ("symbol", ")") and _names_only(tokens, i + 1):
             continue
         if _is_cte_header(tokens, i):
             continue
@@ -358,7 +472,7 @@ def function_calls(tokens: list[Token]) -> list[tuple[str | None, str]]:
 def refused_call(tokens: list[Token], dialect: str, extra: Iterable[str] = ()) -> str | None:
     """The reason the first refused call in ``tokens`` is refused (:func:`function_refusal`),
     or None when every call is allowed."""
-    for qualifier, name in function_calls(tokens):
+    for qualifier, name in function_calls(tokens, alias_lists=dialect_key(dialect) == "duckdb"):
         reason = function_refusal(name, dialect, qualifier=qualifier, extra=extra)
         if reason:
             return reason
@@ -403,3 +517,103 @@ def guard_tokens(
     reason = refused_call(tokens, dialect, allowed)
     if reason:
         raise UnsafeSQLError(f"refused by the connection: {reason}")
+
+
+# -- DuckDB replacement scans -------------------------------------------------------------------
+
+# Characters DuckDB turns into spaces before parsing (outside what it takes for quotes and "--"
+# comments); to its lexer any other character from U+0080 on is a name character. Both the check
+# and the DuckDB connector's guard refuse them outside strings and quoted names.
+DUCKDB_UNICODE_SPACES = frozenset(
+    "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u202f\u205f\u2060\u3000\ufeff"
+)
+
+# DuckDB reads a file when a table name it does not know looks like one ("replacement scans"):
+# FROM 'data.csv', FROM "/etc/passwd.csv", FROM '*.parquet', and even the unquoted FROM sales.csv
+# (schema "sales", table "csv": not found, so ./sales.csv is read). These words put a name in a
+# table position; so does a comma in a FROM list.
+_TABLE_WORDS = {"from", "join", "pivot", "unpivot", "describe", "summarize", "show"}
+# Words that end a FROM list at their parenthesis level.
+_FROM_ENDS = {
+    "select", "where", "group", "having", "order", "limit", "offset", "qualify", "window", "union",
+    "intersect", "except", "returning", "values", "with",
+}
+# Last parts of a dotted name that make DuckDB take it for a file (formats and compressions).
+FILE_SUFFIXES = _names("""
+    csv tsv tbl txt dat parquet pq json jsonl ndjson geojson gz gzip zst zstd bz2 xz lz4 snappy
+    xlsx xls arrow feather ipc avro orc duckdb ddb db sqlite sqlite3 wal
+""")
+_PATH_CHARS = frozenset("./\\*?[]{}~:")
+
+
+def _table_name_at(tokens: list[Token], i: int) -> list[Token]:
+    """The dotted name starting at ``i``: its parts, without the dots."""
+    parts = [tokens[i]]
+    j = i + 1
+    while j + 1 < len(tokens) and tokens[j] == ("symbol", ".") and tokens[j + 1][0] in ("word", "quoted", "string"):
+        parts.append(tokens[j + 1])
+        j += 2
+    return parts
+
+
+def file_scan_refusal(tokens: list[Token]) -> str | None:
+    """Why a name in a table position would make DuckDB read a file, or None when none would.
+
+    A table position is the name right after FROM, JOIN, PIVOT, UNPIVOT, DESCRIBE, SUMMARIZE or
+    SHOW, or right after a comma of a FROM list (at the same parenthesis level, until WHERE,
+    GROUP, ORDER, a set operation ...). Refused there: any string literal (``FROM 'x.csv'``);
+    a quoted name holding a character of a path or a pattern (``. / \\ * ? [ ] { } ~ :``); and
+    a dotted unquoted name whose last part is a file suffix (:data:`FILE_SUFFIXES`:
+    ``FROM sales.csv``). Names of the database's tables never look like that (a table whose own
+    name holds a dot cannot be queried on DuckDB through QuorumSQL). Also refused: ``glob(...)``
+    with no operand before it, DuckDB's file-listing table function (the shared function tables
+    read ``glob`` as SQLite's GLOB operator).
+
+    Args:
+        tokens: the statement as (kind, value) tokens (see :data:`Token`).
+
+    Returns:
+        A one-line reason naming the name, or None.
+    """
+    levels: list[str | None] = [None]  # per parenthesis: "from" in a FROM list, "call" in arguments
+    prev: Token = ("symbol", "")
+    after_table_word = False
+    for i, (kind, value) in enumerate(tokens):
+        low = value.lower() if kind == "word" else ""
+        at_table = after_table_word or (prev == ("symbol", ",") and levels[-1] == "from")
+        after_table_word = False
+        if (kind, value) == ("symbol", "("):
+            # the arguments of a call: FROM there is EXTRACT(YEAR FROM d), TRIM(BOTH FROM s)
+            call = prev[0] == "quoted" or (prev[0] == "word" and prev[1].lower() not in STRUCTURAL_WORDS
+                                           and prev[1].lower() not in _TABLE_WORDS)
+            levels.append("call" if call else None)
+        elif (kind, value) == ("symbol", ")"):
+            if len(levels) > 1:
+                levels.pop()
+        elif low in _TABLE_WORDS and levels[-1] != "call":
+            after_table_word = True
+            if low in ("from", "join"):
+                levels[-1] = "from"
+        elif low in _FROM_ENDS and levels[-1] != "call":
+            levels[-1] = None
+        if (kind, low) == ("word", "glob") and i + 1 < len(tokens) and tokens[i + 1] == ("symbol", "(") and not (
+            prev[0] in ("string", "number", "quoted") or prev == ("symbol", ")")
+            or (prev[0] == "word" and prev[1].lower() not in STRUCTURAL_WORDS | _TABLE_WORDS)
+        ):
+            # GLOB is an operator to the function tables (SQLite's x GLOB y); with no operand
+            # before it, glob(...) is DuckDB's table function that lists files
+            return "the function glob() is not allowed: it lists files on the machine"
+        if at_table and kind in ("string", "quoted", "word"):
+            parts = _table_name_at(tokens, i)
+            shown = ".".join(v for _, v in parts)
+            if any(k == "string" for k, _ in parts):
+                return (f"the string '{shown}' is used as a table: DuckDB would read the file of that name; "
+                        "only the database's own tables can be queried")
+            if any(k == "quoted" and (_PATH_CHARS & set(v)) for k, v in parts):
+                return (f'the quoted name "{shown}" is used as a table and looks like a file or a pattern: '
+                        "DuckDB would read it; only the database's own tables can be queried")
+            if len(parts) > 1 and parts[-1][0] == "word" and parts[-1][1].lower() in FILE_SUFFIXES:
+                return (f"the name {shown} is used as a table and ends like a file name: DuckDB would read "
+                        "the file; only the database's own tables can be queried")
+        prev = (kind, value)
+    return None

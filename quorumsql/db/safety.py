@@ -20,6 +20,11 @@ The check works on sqlglot's tokens and expression tree, plus what sqlglot does 
 - Spellings whose reading differs between sqlglot and the server are refused rather than
   guessed: non-ASCII spaces between tokens (a name character to the servers), MySQL ``--``
   without a plain space after it, PostgreSQL ``U&"..."`` names, NUL characters.
+- DuckDB reads a *file* for a table name that looks like one (``FROM 'x.csv'``,
+  ``FROM "/etc/passwd.json"``, ``FROM sales.csv``): such names are refused on the ``duckdb``
+  dialect (:func:`quorumsql.db.functions.file_scan_refusal` on the tokens, and the same rule on
+  the parsed tables), and so is a statement that starts with ``FROM`` (DuckDB's FROM-first
+  form), which the connection's guard refuses too.
 """
 
 from __future__ import annotations
@@ -33,7 +38,13 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from quorumsql.db.functions import Token as FunctionToken
-from quorumsql.db.functions import decode_unicode_name, refused_call
+from quorumsql.db.functions import (
+    DUCKDB_UNICODE_SPACES,
+    FILE_SUFFIXES,
+    decode_unicode_name,
+    file_scan_refusal,
+    refused_call,
+)
 from quorumsql.errors import UnsafeSQLError
 
 # Expression types that write, change structure or lock rows.
@@ -136,6 +147,40 @@ def _refuse_calls(tokens: list[Token], dialect: str, allowed: Iterable[str]) -> 
         raise UnsafeSQLError(reason)
 
 
+def _refuse_duckdb_spaces(tokens: list[Token]) -> None:
+    """DuckDB reads U+00A0, U+200B, U+FEFF ... as spaces outside quotes; sqlglot reads some of
+    them as name characters: refused in anything but a string or a quoted name."""
+    for tok in tokens:
+        if tok.token_type in _STRING_TOKENS or tok.token_type == TokenType.IDENTIFIER:
+            continue
+        odd = next((c for c in tok.text if c in DUCKDB_UNICODE_SPACES), None)
+        if odd is not None:
+            raise UnsafeSQLError(
+                f"{_char_name(odd)} outside a string or quoted name is ambiguous on DuckDB "
+                "(a space there, part of a name to this check): not allowed"
+            )
+
+
+def _refuse_file_scans(tokens: list[Token], tree: exp.Expression | None) -> None:
+    """DuckDB: refuse names in table positions that DuckDB would read as files (see the module
+    notes), on the tokens and, when the statement parsed, on every table of the tree."""
+    if tokens and tokens[0].token_type == TokenType.FROM:
+        raise UnsafeSQLError("a DuckDB query must start with SELECT, WITH or VALUES (write SELECT ... FROM ...)")
+    reason = file_scan_refusal(server_tokens(tokens))
+    if reason:
+        raise UnsafeSQLError(reason)
+    for table in tree.find_all(exp.Table) if tree is not None else ():
+        parts = [p for p in (table.args.get("catalog"), table.args.get("db"), table.this) if isinstance(p, exp.Identifier)]
+        shown = ".".join(p.name for p in parts)
+        if any(p.quoted and any(c in p.name for c in "./\\*?[]{}~:") for p in parts) or (
+            len(parts) > 1 and not parts[-1].quoted and parts[-1].name.lower() in FILE_SUFFIXES
+        ):
+            raise UnsafeSQLError(
+                f"the table name {shown} looks like a file or a pattern: DuckDB would read the file; "
+                "only the database's own tables can be queried"
+            )
+
+
 def _refuse_unicode_identifiers(text: str, tokens: list[Token]) -> None:
     """PostgreSQL ``U&"..."`` names spell a name in escapes (``U&"pg\\005fread_file"``): refused,
     with the name they spell in the reason."""
@@ -210,7 +255,8 @@ def check_read_only(sql: str, dialect: str = "sqlite", allowed_functions: Iterab
     (:mod:`quorumsql.db.functions`; quoted and schema-qualified spellings included), NUL
     characters, and spellings the server may read differently from sqlglot: non-ASCII spaces
     between tokens, ``--`` without a plain space after it on MySQL, PostgreSQL ``U&"..."``
-    names.
+    names; on DuckDB, a table name that DuckDB would read as a file (a string, a quoted name
+    with a path or pattern character, ``sales.csv``) and a statement starting with ``FROM``.
 
     When sqlglot cannot parse the statement, a token-level check still refuses forbidden
     keywords and several statements; an unparseable but harmless-looking query is passed on so
@@ -243,6 +289,8 @@ def check_read_only(sql: str, dialect: str = "sqlite", allowed_functions: Iterab
     _refuse_ambiguous_gaps(text, tokens, dialect)
     if dialect.lower() in ("postgres", "postgresql"):
         _refuse_unicode_identifiers(text, tokens)
+    if dialect.lower() == "duckdb":
+        _refuse_duckdb_spaces(tokens)
     # drop leading and trailing semicolons, with any comments after the last one
     while tokens and tokens[-1].token_type == TokenType.SEMICOLON:
         tokens.pop()
@@ -261,9 +309,12 @@ def check_read_only(sql: str, dialect: str = "sqlite", allowed_functions: Iterab
             f"only a single read query is allowed; got {statements} statements"
         )
     _refuse_calls(tokens, dialect, allowed_functions)
+    duckdb = dialect.lower() == "duckdb"
     try:
         tree = sqlglot.parse_one(text, read=dialect)
     except (ParseError, TokenError):
+        if duckdb:
+            _refuse_file_scans(tokens, None)
         words = {t.text.upper() for t in tokens if t.token_type not in _STRING_TOKENS}
         first = tokens[0].text.upper()
         bad = sorted(words & _FORBIDDEN_WORDS)
@@ -283,4 +334,6 @@ def check_read_only(sql: str, dialect: str = "sqlite", allowed_functions: Iterab
             raise UnsafeSQLError(
                 f"only read queries are allowed; the query contains {node.key.upper()}"
             )
+    if duckdb:
+        _refuse_file_scans(tokens, tree)
     return text
