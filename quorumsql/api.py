@@ -241,8 +241,10 @@ def answer(
 
     Args:
         question: the question in plain language.
-        db: a SQLite file path, a URL (``sqlite:///…``, ``mysql+pymysql://user:pw@host:port/name``,
-            ``postgresql://…``) or a :class:`~quorumsql.db.Database`.
+        db: a SQLite or DuckDB file path; a CSV, TSV, Parquet or JSON-lines file, a folder of
+            them or a glob (``"data/*.parquet"``: one table per file); a URL (``sqlite:///…``,
+            ``duckdb:///…``, ``mysql+pymysql://user:pw@host:port/name``, ``postgresql://…``) or a
+            :class:`~quorumsql.db.Database`.
         evidence: optional external knowledge (e.g. BIRD's evidence).
         descriptions: column descriptions: a BIRD ``database_description`` folder or
             ``{(table, column): text}``; shown in the schema the generators see.

@@ -205,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     ask = sub.add_parser("ask", help="answer a question about a database")
-    ask.add_argument("db", help="SQLite path or URL (sqlite:///, mysql+pymysql://, postgresql://)")
+    ask.add_argument("db", help="SQLite or DuckDB path; a CSV, TSV, Parquet or JSON-lines file, a folder of them "
+                                "or a glob (quote it: 'data/*.parquet'); or a URL (sqlite:///, duckdb:///, "
+                                "mysql+pymysql://, postgresql://)")
     ask.add_argument("question")
     ask.add_argument("--evidence", help="external knowledge / hint for the question")
     ask.add_argument("--preset", choices=["fast", "balanced", "accurate"], default=None)

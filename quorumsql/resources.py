@@ -24,8 +24,9 @@ if TYPE_CHECKING:  # the metadata package pulls in chromadb and onnxruntime: loa
 DbSpec = "str | os.PathLike | Database"
 
 _ACCEPTED = (
-    "a SQLite file path (str or pathlib.Path), a URL (sqlite:///file.db, "
-    "mysql+pymysql://user:pw@host:port/name, postgresql://user:pw@host/name) or a quorumsql.Database"
+    "a SQLite or DuckDB file path, a CSV/TSV/Parquet/JSON file, folder or glob (str or pathlib.Path), "
+    "a URL (sqlite:///file.db, duckdb:///file.duckdb, mysql+pymysql://user:pw@host:port/name, "
+    "postgresql://user:pw@host/name) or a quorumsql.Database"
 )
 _DESCRIPTIONS_ACCEPTED = (
     "a BIRD database_description folder, or the database folder holding one (str or pathlib.Path), "

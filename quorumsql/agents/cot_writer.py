@@ -45,7 +45,7 @@ COT_USER = """【Schema】
 COT_MAX_TOKENS = 640
 
 _FENCED = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)(?:```|$)", re.S)
-_SQL_TAGS = {"", "sql", "sqlite", "mysql", "postgresql", "postgres", "psql"}
+_SQL_TAGS = {"", "sql", "sqlite", "mysql", "postgresql", "postgres", "psql", "duckdb"}
 
 
 class ChainOfThought(BaseModel):

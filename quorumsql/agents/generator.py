@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from quorumsql.agents.sql_text import extract_sql
 from quorumsql.llm import Usage, invoke
 
-DIALECT_NAMES = {"sqlite": "SQLite", "mysql": "MySQL", "postgres": "PostgreSQL"}
+DIALECT_NAMES = {"sqlite": "SQLite", "mysql": "MySQL", "postgres": "PostgreSQL", "duckdb": "DuckDB"}
 
 SYSTEM_PROMPT = """You are an expert {dialect_name} data analyst. Given a database schema and a question, \
 write one {dialect_name} query that answers the question.

@@ -21,7 +21,7 @@ _STATEMENT = re.compile(
     r"(?im)^[ \t]*(SELECT|WITH|VALUES|INSERT|UPDATE|DELETE|DROP|CREATE|ALTER|REPLACE|PRAGMA|ATTACH|TRUNCATE)\b"
 )
 _INLINE_SELECT = re.compile(r"(?i)\bSELECT\b")
-_SQL_LANGS = {"sql", "sqlite", "mysql", "postgresql", "postgres", "psql"}
+_SQL_LANGS = {"sql", "sqlite", "mysql", "postgresql", "postgres", "psql", "duckdb"}
 
 
 def extract_sql(text: str) -> str | None:

@@ -28,20 +28,29 @@ def open_database(db: "str | os.PathLike | Database", **kwargs: Any) -> Database
     """Open ``db`` read-only.
 
     Args:
-        db: a :class:`Database` (returned as is), a SQLite file path, or a URL:
+        db: a :class:`Database` (returned as is), a path, or a URL:
             ``sqlite:///relative.db`` / ``sqlite:////abs/path.db``,
+            ``duckdb:///relative.duckdb`` / ``duckdb:////abs/path.duckdb`` (also data files),
             ``mysql+pymysql://user:pw@host:port/name`` (also ``mysql://``, ``mariadb://``),
             ``postgresql://user:pw@host:port/name`` (also ``postgres://``).
+            A path is read by what it is: a file that starts like a SQLite database is SQLite
+            whatever its name; one that starts like a DuckDB database, or a ``.duckdb`` /
+            ``.ddb`` file, is DuckDB (:class:`~quorumsql.db.duckdb.DuckDBDatabase`); a CSV, TSV,
+            Parquet or JSON(-lines) file by its name, a folder or a glob pattern
+            (``data/*.parquet``) is a database of data files, one table per file
+            (:class:`~quorumsql.db.duckdb.DataFilesDatabase`); anything else is SQLite.
         **kwargs: ``query_timeout`` (s), ``max_rows`` and ``max_result_bytes`` for every
-            connector; ``max_value_bytes`` and ``max_query_memory`` for SQLite (ignored for the
-            servers); ``allowed_functions`` (extra function names a query may call).
+            connector; ``max_query_memory`` for SQLite and DuckDB and ``max_value_bytes`` for
+            SQLite (ignored elsewhere); ``allowed_functions`` (extra function names a query may
+            call).
 
     Returns:
         A connector; its schema is read lazily.
 
     Raises:
         DatabaseError: not a path or URL, unknown scheme, malformed URL (e.g. a port that is
-            not a number in 1-65535), missing file, unreachable server, bad credentials.
+            not a number in 1-65535), missing file, unreachable server, bad credentials; a
+            DuckDB file or data files without the ``duckdb`` package (``quorumsql[duckdb]``).
     """
     if isinstance(db, Database):
         return db
@@ -49,7 +58,7 @@ def open_database(db: "str | os.PathLike | Database", **kwargs: Any) -> Database
     if not spec:
         raise DatabaseError(f"expected a database path or URL, got {db!r}")
     if "://" not in spec:
-        return SQLiteDatabase(Path(spec), **kwargs)
+        return _open_path(spec, **kwargs)
     try:
         url = urlsplit(spec)
         port = url.port
@@ -64,6 +73,13 @@ def open_database(db: "str | os.PathLike | Database", **kwargs: Any) -> Database
         if not path:
             raise DatabaseError("sqlite URL without a path: use sqlite:///file.db")
         return SQLiteDatabase(Path(path), **kwargs)
+    if scheme == "duckdb":
+        # duckdb:///rel/path -> "rel/path"; duckdb:////abs/path -> "/abs/path"
+        path = unquote(spec.split("://", 1)[1])
+        path = path[1:] if path.startswith("/") else path
+        if not path:
+            raise DatabaseError("duckdb URL without a path: use duckdb:///file.duckdb")
+        return _open_duckdb(path, **kwargs)
     for name in ("max_value_bytes", "max_query_memory"):
         kwargs.pop(name, None)  # SQLite limits; the servers have their own
     if port == 0:
@@ -85,8 +101,27 @@ def open_database(db: "str | os.PathLike | Database", **kwargs: Any) -> Database
         return PostgresDatabase(spec, **kwargs)
     raise DatabaseError(
         f"unsupported database URL scheme {url.scheme!r}; use a SQLite path, sqlite:///, "
-        "mysql+pymysql:// or postgresql://"
+        "duckdb:///, mysql+pymysql:// or postgresql://"
     )
+
+
+def _open_path(spec: str, **kwargs: Any) -> Database:
+    """A path: SQLite unless it is DuckDB or data files (see :func:`open_database`)."""
+    from quorumsql.db import duckdb as duck
+
+    if duck.is_duckdb_spec(spec) or duck.is_data_files_spec(spec):
+        return _open_duckdb(spec, **kwargs)
+    return SQLiteDatabase(Path(spec), **kwargs)
+
+
+def _open_duckdb(spec: str, **kwargs: Any) -> Database:
+    """A DuckDB file, or data files, for a path (of a ``duckdb://`` URL or a plain one)."""
+    from quorumsql.db import duckdb as duck
+
+    kwargs.pop("max_value_bytes", None)  # a SQLite limit
+    if duck.is_data_files_spec(spec):
+        return duck.DataFilesDatabase(spec, **kwargs)
+    return duck.DuckDBDatabase(Path(spec), **kwargs)
 
 
 def _redact(spec: str) -> str:
