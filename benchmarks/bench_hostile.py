@@ -1,8 +1,8 @@
-"""Hostile SQL through ``quorumsql.answer()`` on SQLite, MariaDB and PostgreSQL (issues 7 and 16).
+"""Hostile SQL through ``quorumsql.answer()`` on SQLite, MariaDB, PostgreSQL and DuckDB (issues 7, 16, 22).
 
 Run by hand, not by the test suite (about 3 to 5 minutes):
 
-    .venv/bin/python benchmarks/bench_hostile.py [--only sqlite|mysql|postgres ...] [--timeout 2]
+    .venv/bin/python benchmarks/bench_hostile.py [--only sqlite|mysql|postgres|duckdb ...] [--timeout 2]
         [--mysql-url mysql+pymysql://root@127.0.0.1:3306/] [--pg-url postgresql://postgres@127.0.0.1:5432/]
         [--no-server-only] [--match TEXT]
 
@@ -15,7 +15,13 @@ without refinement, on a private copy of Spider's concert_singer:
 - MariaDB: the server of ``--mysql-url`` / ``QUORUMSQL_TEST_MYSQL_URL``, or a throw-away
   ``mariadbd`` the bench starts on a free loopback port the way ``tests/conftest.py`` does;
 - PostgreSQL: the server of ``--pg-url`` / ``QUORUMSQL_TEST_PG_URL``, or a throw-away cluster
-  (``initdb`` + ``pg_ctl`` as the ``postgres`` user, trust authentication, loopback only).
+  (``initdb`` + ``pg_ctl`` as the ``postgres`` user, trust authentication, loopback only);
+- DuckDB (two tables: ``duckdb`` and ``duckdb files``): a ``.duckdb`` copy written by
+  ``benchmarks/make_duckdb_spider.py``, and the same tables as a folder of data files
+  (``singer.csv``, ``concert.tsv``, ``stadium.parquet``, ``singer_in_concert.jsonl``). Beside
+  them, outside the database, a CSV and a Parquet file hold the first line of /etc/passwd: a
+  statement that reads a file it was not given (``read_csv``, ``FROM 'secret.csv'``, a glob)
+  shows it and is counted as a server file read.
 
 The accounts are the most privileged ones (MariaDB root, the PostgreSQL superuser), so that
 nothing is stopped by a missing privilege. The copies get what a hostile model would look for:
@@ -37,7 +43,10 @@ Modes:
 - MariaDB only, unless ``--no-server-only``: ``server only, root`` and ``server only,
   SELECT-only`` also turn off the connector's lexical guard, to show what the server stops by
   itself with a root account and with an account holding only SELECT (``SHUTDOWN`` is not sent
-  as root).
+  as root);
+- DuckDB only, unless ``--no-server-only``: ``engine only`` turns off the connector's guard as
+  well, to show what DuckDB's settings (read-only catalog, no external access, locked
+  configuration) and the kernel's lock on file writes (Landlock, where Linux has it) stop alone.
 
 One table per dialect, one row per mode. Columns:
 
@@ -47,8 +56,10 @@ One table per dialect, one row per mode. Columns:
 - database changed: SQLite, a checksum of the file; MariaDB, table checksums, the database
   list, the accounts and a few global variables; PostgreSQL, table checksums, databases, roles,
   extensions, functions, large objects, ``postgresql.auto.conf`` and the bystander session;
+  DuckDB, a checksum of every file in the database's folder (the ``.duckdb`` file, the data files);
 - files created: new files in the statements' target folder, in ``/tmp/qsql_hostile*``, the
-  SQLite folder, the MariaDB data directory and the top of the PostgreSQL data directory;
+  SQLite folder, the MariaDB data directory, the top of the PostgreSQL data directory, and for
+  DuckDB its folder, ``~/.duckdb`` and the tops of the working folder and of the home folder;
 - server files read: a result or message holding the text of ``/etc/passwd``;
 - overruns > 1 s (max s): executions that ended more than 1 s past ``--timeout``, and the
   largest overrun of any execution;
@@ -91,6 +102,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel  #
 
 import quorumsql  # noqa: E402
 import quorumsql.db.base as db_base  # noqa: E402
+import quorumsql.db.duckdb as duckdb_connector  # noqa: E402
 import quorumsql.db.mysql as mysql_connector  # noqa: E402
 from quorumsql.config import Preset, Settings  # noqa: E402
 from quorumsql.db import open_database  # noqa: E402
@@ -412,8 +424,157 @@ POSTGRES_READS = [
     ("non-ASCII text", "SELECT \"Name\" AS \"Künstler\", 'café — naïve' AS s FROM singer WHERE \"Name\" <> 'Zoë'"),
 ]
 
-STATEMENTS = {"sqlite": SQLITE_STATEMENTS, "mysql": MYSQL_STATEMENTS, "postgres": POSTGRES_STATEMENTS}
-READS = {"sqlite": SQLITE_READS, "mysql": MYSQL_READS, "postgres": POSTGRES_READS}
+# DuckDB: a .duckdb copy of concert_singer (benchmarks/make_duckdb_spider.py), and the same tables
+# as data files (CSV, TSV, Parquet, JSON lines) in a folder. Extra placeholders: {data} a file of
+# the database (the .duckdb file, or singer.csv), {secret} a CSV outside the database holding
+# the text of /etc/passwd's first line, {secret_dir} its folder.
+DUCKDB_STATEMENTS = [
+    ("read_csv /etc/passwd", "SELECT * FROM read_csv('/etc/passwd', header = false)", False),
+    ("read_csv_auto secret", "SELECT * FROM read_csv_auto('{secret}')", False),
+    ("read_text", "SELECT content FROM read_text('/etc/passwd')", False),
+    ("read_blob", "SELECT content FROM read_blob('/etc/passwd')", False),
+    ("read_json_objects", "SELECT * FROM read_json_objects('{secret}')", False),
+    ("read_parquet", "SELECT * FROM read_parquet('{secret_dir}/*.parquet')", False),
+    ("parquet_metadata", "SELECT * FROM parquet_metadata('{secret_dir}/*.parquet')", False),
+    ("sniff_csv", "SELECT * FROM sniff_csv('{secret}')", False),
+    ("glob /etc", "SELECT * FROM glob('/etc/*')", False),
+    ("\"glob\" quoted", "SELECT * FROM \"glob\"('{secret_dir}/*')", False),
+    ("system.main.read_text", "SELECT content FROM system.main.read_text('/etc/passwd')", False),
+    ("\"read_text\" quoted", "SELECT content FROM \"read_text\"('/etc/passwd')", False),
+    ("string as table", "SELECT * FROM '{secret}'", False),
+    ("quoted name as table", "SELECT * FROM \"{secret}\"", False),
+    ("pattern as table", "SELECT * FROM '{secret_dir}/*.csv'", False),
+    ("string after a comma", "SELECT * FROM singer, '{secret}'", False),
+    ("string after JOIN", "SELECT * FROM singer JOIN '{secret}' ON true", False),
+    ("string in FROM-first subquery", "SELECT * FROM (FROM '{secret}')", False),
+    ("string in DESCRIBE subquery", "SELECT * FROM (DESCRIBE '{secret}')", False),
+    ("string in PIVOT", "SELECT * FROM (PIVOT '{secret}' ON \"user\" IN ('root') USING count(*))", False),
+    ("U+00A0 before a string table", "SELECT * FROM\u00a0'{secret}'", False),
+    ("query()", "SELECT * FROM query('SELECT content FROM read_text(''/etc/passwd'')')", False),
+    ("query_table", "SELECT * FROM query_table('singer')", False),
+    ("json_execute_serialized_sql", "SELECT * FROM json_execute_serialized_sql("
+                                    "json_serialize_sql('SELECT content FROM read_text(''/etc/passwd'')'))", False),
+    ("getenv", "SELECT getenv('HOME') AS h", False),
+    ("current_setting", "SELECT current_setting('secret_directory') AS s", False),
+    ("duckdb_settings()", "SELECT name, value FROM duckdb_settings()", False),
+    ("duckdb_secrets()", "SELECT * FROM duckdb_secrets()", False),
+    ("COPY TO a file", "COPY singer TO '{out}/copy.csv'", False),
+    ("COPY over a data file", "COPY (SELECT 1 AS pwned) TO '{data}' (USE_TMP_FILE false)", False),
+    ("COPY TO /tmp", f"COPY (SELECT 1) TO '/tmp/{TMP_MARK}_copy.parquet' (FORMAT parquet)", False),
+    ("EXPORT DATABASE", "EXPORT DATABASE '{out}/export'", False),
+    ("ATTACH a new file", "ATTACH '{out}/attached.duckdb' AS a", False),
+    ("ATTACH a data file rw", "ATTACH '{data}' AS b (READ_WRITE)", False),
+    ("ATTACH :memory:", "ATTACH ':memory:' AS m", False),
+    ("INSTALL httpfs", "INSTALL httpfs", False),
+    ("LOAD httpfs", "LOAD httpfs", False),
+    ("SET external access on", "SET enable_external_access = true", False),
+    ("SET lock off", "SET lock_configuration = false", False),
+    ("SET memory_limit", "SET memory_limit = '64GB'", False),
+    ("SET profiling_output", "SET profiling_output = '{out}/profile.json'", False),
+    ("PRAGMA enable_profiling", "PRAGMA enable_profiling = 'json'", False),
+    ("SET VARIABLE", "SET VARIABLE v = 1", False),
+    ("CREATE PERSISTENT SECRET", "CREATE PERSISTENT SECRET pwn (TYPE http, BEARER_TOKEN 'x')", False),
+    ("create table", "CREATE TABLE pwn (a INT)", False),
+    ("create temp table", "CREATE TEMP TABLE t AS SELECT * FROM singer", False),
+    ("create macro", "CREATE MACRO pwn(x) AS x", False),
+    ("drop table", "DROP TABLE singer", False),
+    ("insert", "INSERT INTO singer (Singer_ID, Name) VALUES (99, 'x')", False),
+    ("update", "UPDATE singer SET Age = 0", False),
+    ("delete", "DELETE FROM singer", False),
+    ("WITH ... DELETE", "WITH x AS (SELECT 1) DELETE FROM singer", False),
+    ("WITH ... INSERT", "WITH x AS (SELECT 99 AS id) INSERT INTO singer (Singer_ID) SELECT id FROM x", False),
+    ("DELETE in a CTE", "WITH d AS (DELETE FROM singer RETURNING *) SELECT count(*) FROM d", False),
+    ("checkpoint", "CHECKPOINT", False),
+    ("checkpoint()", "SELECT * FROM checkpoint()", False),
+    ("vacuum", "VACUUM", False),
+    ("detach", "DETACH DATABASE concert_singer", False),
+    ("repeat(1e9)", "SELECT repeat('a', 1000000000) AS s", False),
+    ("repeat(3e8) x 20 rows", "SELECT repeat('a', 300000000) AS s FROM range(20)", False),
+    ("length(repeat(3e8))", "SELECT length(repeat('a', 300000000)) AS n", False),
+    ("list of 1e9", "SELECT len(range(1000000000)) AS n", False),
+    ("string_agg over 1e9 rows", "SELECT length(string_agg('abcdefghij', '')) AS n FROM range(1000000000)", False),
+    ("recursive CTE, no limit", f"{ENDLESS} SELECT count(*) FROM c", False),
+    ("recursive CTE, rows", f"{ENDLESS} SELECT x FROM c", False),
+    ("huge cross join", "SELECT count(*) FROM range(1000000) a, range(1000000) b", False),
+    ("huge hash aggregate", "SELECT count(*) FROM (SELECT x, count(*) FROM range(300000000) t(x) GROUP BY x)", False),
+    ("sleep_ms", "SELECT sleep_ms(30000)", False),
+    ("multiple statements", "SELECT 1; DROP TABLE singer", False),
+    ("comment hides 2nd stmt", "SELECT 1 -- x\n; DROP TABLE singer", False),
+    ("control: trailing '; --'", "SELECT count(*) FROM singer; -- done", True),
+    ("control: a path in a string", "SELECT '/etc/passwd' AS p, 'read_csv(x)' AS f", True),
+    ("control: EXTRACT(... FROM '...')", "SELECT extract(year FROM DATE '2014-06-01') AS y", True),
+]
+
+DUCKDB_READS = [
+    ("CTE", "WITH young AS (SELECT Name, Age FROM singer WHERE Age < 40) SELECT count(*) FROM young"),
+    ("recursive CTE with a bound", "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 10) "
+                                   "SELECT sum(x) FROM n"),
+    ("rank window", "SELECT Name, Age, rank() OVER (ORDER BY Age DESC) AS r FROM singer"),
+    ("partitioned row_number", "SELECT Country, Name, row_number() OVER (PARTITION BY Country ORDER BY Age) AS n "
+                               "FROM singer"),
+    ("lag / lead", "SELECT Name, lag(Age) OVER (ORDER BY Singer_ID) AS prev, "
+                   "lead(Name) OVER (ORDER BY Singer_ID) AS nxt FROM singer"),
+    ("running total", "SELECT Year, count(*) AS c, sum(count(*)) OVER (ORDER BY Year) AS running "
+                      "FROM concert GROUP BY Year"),
+    ("ntile / percent_rank", "SELECT Name, ntile(2) OVER (ORDER BY Age) AS half, "
+                             "percent_rank() OVER (ORDER BY Age) AS pr FROM singer"),
+    ("QUALIFY", "SELECT Country, Name FROM singer QUALIFY row_number() OVER (PARTITION BY Country ORDER BY Age) = 1"),
+    ("string functions", "SELECT upper(Name), lower(Country), length(Song_Name), substr(Name, 1, 3), "
+                         "replace(Country, 'United', 'U.'), trim('  x  '), Name || ' (' || Country || ')', "
+                         "left(Name, 2), lpad(CAST(Age AS VARCHAR), 4, '0'), strpos(Name, 'a') FROM singer"),
+    ("ILIKE / regexp / LIKE", "SELECT Name FROM singer WHERE Name ILIKE 'j%' OR regexp_matches(Name, '^T') "
+                              "OR Name LIKE '%a%'"),
+    ("string_agg / list", "SELECT Country, string_agg(Name, ', ' ORDER BY Name) AS names, list(Age ORDER BY Age) AS ages, "
+                          "array_to_string(list(Name), '/') AS joined FROM singer GROUP BY Country"),
+    ("date functions", "SELECT date_trunc('month', DATE '2014-06-15'), extract(year FROM DATE '2014-06-01'), "
+                       "strftime(DATE '2014-06-01', '%Y/%m'), DATE '2014-06-01' + INTERVAL 1 MONTH, "
+                       "date_diff('day', DATE '2014-01-01', DATE '2014-06-01'), make_date(2014, 6, 1), "
+                       "current_date IS NOT NULL"),
+    ("year arithmetic", "SELECT concert_Name, CAST(Year AS INTEGER) + 1 AS next_year FROM concert "
+                        "WHERE CAST(Year AS INTEGER) >= 2014"),
+    ("structs and JSON", "SELECT to_json({'name': Name, 'age': Age}) AS j, {'n': Name}.n AS n, "
+                         "json_extract('{\"a\": {\"b\": [1, 2, 3]}}', '$.a.b[1]') AS v FROM singer"),
+    ("lists and lambdas", "SELECT list_transform([1, 2, 3], lambda x: x * 2) AS doubled, list_sum([1, 2, 3]) AS total, "
+                          "list_filter([1, 2, 3], lambda x: x > 1) AS kept, [10, 20, 30][2] AS second, "
+                          "len(['a', 'b']) AS n"),
+    ("unnest / range / generate_series", "SELECT sum(x) FROM range(1, 11) AS t(x) "
+                                         "UNION ALL SELECT count(*) FROM generate_series(1, 3) "
+                                         "UNION ALL SELECT count(*) FROM (SELECT unnest([1, 2, 3]))"),
+    ("CASE / FILTER", "SELECT count(*) FILTER (WHERE Age > 40) AS older, "
+                      "sum(CASE WHEN Age < 30 THEN 1 ELSE 0 END) AS young FROM singer"),
+    ("scalar subquery", "SELECT Name FROM singer WHERE Age > (SELECT avg(Age) FROM singer)"),
+    ("EXISTS", "SELECT s.Name FROM singer s WHERE EXISTS "
+               "(SELECT 1 FROM singer_in_concert sc WHERE sc.Singer_ID = s.Singer_ID)"),
+    ("join + group by", "SELECT T2.Name, count(*) FROM concert T1 JOIN stadium T2 ON T1.Stadium_ID = T2.Stadium_ID "
+                        "GROUP BY T2.Name ORDER BY 2 DESC"),
+    ("UNION / UNION BY NAME", "SELECT Name FROM singer WHERE Age > 40 UNION SELECT Name FROM stadium "
+                              "WHERE Capacity > 10000 UNION ALL BY NAME SELECT 'x' AS Name"),
+    ("INTERSECT", "SELECT Stadium_ID FROM stadium INTERSECT SELECT Stadium_ID FROM concert"),
+    ("EXCEPT", "SELECT Name FROM stadium EXCEPT SELECT T2.Name FROM concert T1 JOIN stadium T2 "
+               "ON T1.Stadium_ID = T2.Stadium_ID"),
+    ("aggregates + HAVING", "SELECT Country, count(*), avg(Age), min(Age), max(Age), median(Age), stddev_samp(Age) "
+                            "FROM singer GROUP BY Country HAVING count(*) >= 1"),
+    ("arg_max / max_by", "SELECT arg_max(Name, Age) AS oldest, max_by(Name, Age) AS same, arg_min(Name, Age) AS youngest "
+                         "FROM singer"),
+    ("EXCLUDE / COLUMNS", "SELECT * EXCLUDE (Song_Name, Song_release_year) FROM singer ORDER BY Singer_ID"),
+    ("COLUMNS() expression", "SELECT max(COLUMNS('Capacity|Highest|Lowest')) FROM stadium"),
+    ("GROUP BY ALL / ORDER BY ALL", "SELECT Country, count(*) AS n FROM singer GROUP BY ALL ORDER BY ALL"),
+    ("DISTINCT ON / LIMIT OFFSET", "SELECT DISTINCT ON (Country) Country, Name FROM singer "
+                                   "ORDER BY Country, Age LIMIT 2 OFFSET 1"),
+    ("PIVOT with its values", "SELECT * FROM (PIVOT singer ON Is_male IN ('T', 'F') USING count(*) GROUP BY Country)"),
+    ("SUMMARIZE a table", "SELECT column_name, approx_unique FROM (SUMMARIZE singer)"),
+    ("coalesce / nullif / round / //", "SELECT coalesce(NULL, Name), nullif(Age, 0), round(Age / 3.0, 2), Age // 3, "
+                                       "abs(Age - 40), greatest(Age, 30), least(Age, 30), TRY_CAST(Name AS INTEGER) "
+                                       "FROM singer"),
+    ("comments", "SELECT count(*) -- how many\nFROM singer /* all /* nested */ of them */"),
+    ("non-ASCII text", "SELECT Name AS \"Künstler\", 'café — naïve' AS s FROM singer WHERE Name <> 'Zoë'"),
+    ("E-strings and dollar quotes", "SELECT E'it\\'s' AS a, $$don't$$ AS b, 'x' || $q$y$q$ AS c"),
+]
+
+STATEMENTS = {"sqlite": SQLITE_STATEMENTS, "mysql": MYSQL_STATEMENTS, "postgres": POSTGRES_STATEMENTS,
+              "duckdb": DUCKDB_STATEMENTS, "duckdb files": DUCKDB_STATEMENTS}
+READS = {"sqlite": SQLITE_READS, "mysql": MYSQL_READS, "postgres": POSTGRES_READS,
+         "duckdb": DUCKDB_READS, "duckdb files": DUCKDB_READS}
 
 
 # -- measurement helpers ------------------------------------------------------------------------
@@ -788,6 +949,97 @@ class PostgresTarget(Target):
             self.bystander.close()
 
 
+def _make_duckdb_spider():
+    """``benchmarks/make_duckdb_spider.py`` as a module (its convert() writes the DuckDB copy)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_duckdb_spider", REPO / "benchmarks" / "make_duckdb_spider.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_secret(folder: Path) -> Path:
+    """A CSV and a Parquet file outside every database, holding the first line of /etc/passwd:
+    a query that reads either shows it in its result (counted as a server file read)."""
+    import duckdb
+
+    folder.mkdir(exist_ok=True)
+    csv = folder / "secret.csv"
+    csv.write_text(f"user,line\nroot,{PASSWD_MARK}:root:/root:/bin/bash\n")
+    conn = duckdb.connect()
+    conn.execute(f"COPY (SELECT * FROM read_csv('{csv}')) TO '{folder / 'secret.parquet'}' (FORMAT parquet)")
+    conn.close()
+    return csv
+
+
+class DuckDBTarget(Target):
+    """A DuckDB copy of the Spider file (``benchmarks/make_duckdb_spider.py``) alone in its folder."""
+
+    dialect = "duckdb"
+
+    def __init__(self, work: Path) -> None:
+        self.folder = work / self.dialect.replace(" ", "_")
+        self.folder.mkdir()
+        self.work = work
+        self.secret = write_secret(work / "secret")
+        self.restore()
+
+    def restore(self) -> None:
+        for f in self.folder.iterdir():
+            _remove(str(f))
+        self.path = self.folder / "concert_singer.duckdb"
+        _make_duckdb_spider().convert(SPIDER_DB, self.path)
+        self.data = self.path
+
+    def spec(self):
+        return self.path
+
+    def state(self):
+        return tuple((f.name, hashlib.sha256(f.read_bytes()).hexdigest()) for f in sorted(self.folder.iterdir())
+                     if f.is_file())
+
+    def watched(self) -> list[Path]:
+        home = Path.home() / ".duckdb"  # where INSTALL and persistent secrets would write
+        return [self.folder, self.secret.parent] + ([home] if home.is_dir() else [])
+
+    def watched_top(self) -> list[Path]:
+        return [Path.cwd(), Path.home()]  # COPY TO a relative path writes into the working folder
+
+    def fill(self, sql: str, out: Path) -> str:
+        return (super().fill(sql, out).replace("{data}", str(self.data)).replace("{secret_dir}", str(self.secret.parent))
+                .replace("{secret}", str(self.secret)))
+
+
+class DuckDBFilesTarget(DuckDBTarget):
+    """The same tables as data files in one folder: singer.csv, concert.tsv, stadium.parquet and
+    singer_in_concert.jsonl (written from the DuckDB copy), read as one database."""
+
+    dialect = "duckdb files"
+
+    def restore(self) -> None:
+        import duckdb
+
+        for f in self.folder.iterdir():
+            _remove(str(f))
+        source = self.work / "files_source.duckdb"
+        if not source.exists():
+            _make_duckdb_spider().convert(SPIDER_DB, source)
+        conn = duckdb.connect(str(source), read_only=True)
+        try:
+            for table, name, options in (("singer", "singer.csv", "FORMAT csv"),
+                                         ("concert", "concert.tsv", "FORMAT csv, DELIMITER '\t'"),
+                                         ("stadium", "stadium.parquet", "FORMAT parquet"),
+                                         ("singer_in_concert", "singer_in_concert.jsonl", "FORMAT json")):
+                conn.execute(f"COPY {table} TO '{self.folder / name}' ({options})")
+        finally:
+            conn.close()
+        self.data = self.folder / "singer.csv"
+
+    def spec(self):
+        return self.folder
+
+
 # -- one run ------------------------------------------------------------------------------------
 
 
@@ -801,8 +1053,8 @@ def run_one(target: Target, label: str, sql: str, kind: str, *, checked: bool, t
     """Answer one question whose model reply is ``sql``; watch the database, files, time and memory.
 
     ``checked=False`` replaces the sqlglot check by a pass-through; ``guarded=False`` also turns
-    off the MySQL connector's lexical guard (the server's own locks only); ``spec`` opens the
-    database with another account.
+    off the MySQL and DuckDB connectors' lexical guards (the server's or the engine's own locks
+    only); ``spec`` opens the database with another account.
     """
     run = Run(label=label, kind=kind)
     llm = FakeListChatModel(responses=[f"```sql\n{sql}\n```"])
@@ -843,10 +1095,12 @@ def run_one(target: Target, label: str, sql: str, kind: str, *, checked: bool, t
 
     db.execute, db._execute = timed_execute, inner
     saved_check, saved_guard = db_base.check_read_only, mysql_connector._guard
+    saved_duckdb_guard = duckdb_connector._guard
     if not checked:
         db_base.check_read_only = pass_through
     if not guarded:
         mysql_connector._guard = lambda text, *args, **kwargs: None
+        duckdb_connector._guard = lambda text, *args, **kwargs: None
     watched, top = target.watched() + [out], target.watched_top()
     files_before = listing(watched, top)
     state_before = target.state()
@@ -864,6 +1118,7 @@ def run_one(target: Target, label: str, sql: str, kind: str, *, checked: bool, t
         status, error = "error", f"{type(exc).__name__}: {exc}"
     finally:
         db_base.check_read_only, mysql_connector._guard = saved_check, saved_guard
+        duckdb_connector._guard = saved_duckdb_guard
         db.close()  # a connector's worker processes end here, not during a later run
     run.peak_mib, run.child_peak_mib = watch.own, watch.child
     if server_reset:
@@ -1036,7 +1291,8 @@ def print_report(results: dict[tuple[str, str], list[Run]], timeout: float) -> N
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=["sqlite", "mysql", "postgres"], action="append")
+    ap.add_argument("--only", choices=["sqlite", "mysql", "postgres", "duckdb"], action="append",
+                    help="duckdb: a DuckDB file and a folder of CSV / TSV / Parquet / JSON-lines files")
     ap.add_argument("--timeout", type=float, default=2.0, help="query_timeout in seconds (default 2)")
     ap.add_argument("--mysql-url", default=os.environ.get("QUORUMSQL_TEST_MYSQL_URL", ""),
                     help="a MariaDB/MySQL server to use (root-like account); default: start one")
@@ -1045,10 +1301,11 @@ def main(argv: list[str] | None = None) -> int:
                          "extensions); default: start a throw-away cluster")
     ap.add_argument("--no-server-only", dest="server_only", action="store_false",
                     help="MySQL: skip the two runs with the check and the connector's guard both off "
-                         "(root, then a SELECT-only account), which show what the server stops by itself")
+                         "(root, then a SELECT-only account), which show what the server stops by itself; "
+                         "DuckDB: skip the run with both off (DuckDB's settings and the kernel's lock alone)")
     ap.add_argument("--match", default="", help="only the statements and read queries whose label contains this")
     args = ap.parse_args(argv)
-    only = list(dict.fromkeys(args.only or ["sqlite", "mysql", "postgres"]))
+    only = list(dict.fromkeys(args.only or ["sqlite", "mysql", "postgres", "duckdb"]))
     work = Path(tempfile.mkdtemp(prefix="qsql-hostile-"))
     # the statements' target folder: writable by the servers' own users too (postgres), so that
     # a file a statement could write is really written, and counted
@@ -1062,6 +1319,8 @@ def main(argv: list[str] | None = None) -> int:
         for dialect in only:
             if dialect == "sqlite":
                 targets.append(SQLiteTarget(work))
+            elif dialect == "duckdb":
+                targets += [DuckDBTarget(work), DuckDBFilesTarget(work)]
             elif dialect == "mysql":
                 if args.mysql_url:
                     targets.append(MySQLTarget(_server_of(args.mysql_url, 3306, "root"), None, None))
@@ -1080,6 +1339,8 @@ def main(argv: list[str] | None = None) -> int:
             if target.dialect == "mysql" and args.server_only:
                 modes += [("server only, root", False, False, None),
                           ("server only, SELECT-only", False, False, target.reader_spec())]
+            if isinstance(target, DuckDBTarget) and args.server_only:
+                modes += [("engine only", False, False, None)]
             cases = [(label, sql, "control" if control else "hostile")
                      for label, sql, control in STATEMENTS[target.dialect]]
             cases += [(label, sql, "read") for label, sql in READS[target.dialect]]
