@@ -128,7 +128,7 @@ def test_roles_come_from_nested_environment_variables(monkeypatch, tmp_path):
 @pytest.mark.parametrize("db", [None, 123, 4.5, ["a.sqlite"], ""])
 def test_a_database_that_is_not_a_path_url_or_database_is_an_input_error(db):
     pipe = Pipeline(llm=FakeListChatModel(responses=[SQL]), preset="fast")
-    with pytest.raises(InputError, match="SQLite file path") as err:
+    with pytest.raises(InputError, match="SQLite or DuckDB file path") as err:
         pipe.answer(Q, db)
     assert "TypeError" not in str(err.value)
 
