@@ -452,6 +452,8 @@ def test_mysql_backquoted_load_file_reads_nothing(my_victim, my_db, tmp_path, mo
     res = connector(my_db, sql, monkeypatch)
     stopped(res, "load_file")
     no_passwd(res.rows, res.error)
+    # neither path returned a row: the server never read the file
+    assert cand.rows == [] and res.rows == [] and res.error_kind == "refused"
 
 
 @pytest.mark.mysql
