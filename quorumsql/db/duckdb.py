@@ -56,7 +56,7 @@ from typing import Any
 from quorumsql.db import duckdb_worker
 from quorumsql.db.base import Database
 from quorumsql.db.functions import Token as FunctionToken
-from quorumsql.db.functions import DUCKDB_UNICODE_SPACES, file_scan_refusal, guard_tokens
+from quorumsql.db.functions import DUCKDB_UNICODE_SPACES, file_scan_refusal, guard_tokens, nested_comment_end, quoted_run
 from quorumsql.db.schema import Column, DatabaseSchema, ForeignKey, Table
 from quorumsql.db.sqlite import KILL_GRACE, _Deadline, _WorkerGone, _WorkerPool, _WorkerProcess
 from quorumsql.errors import DatabaseError, QueryError, QueryTimeout, UnsafeSQLError
@@ -235,27 +235,6 @@ _DOLLAR_TAG = re.compile(rf"\$(?:[{_NAME_START}][{_NAME_START}0-9]*)?\$")
 _GUARD_WORDS = {"INSERT", "UPDATE", "DELETE", "MERGE"}
 
 
-def _quoted(sql: str, start: int, quote: str, backslash: bool) -> tuple[int, str]:
-    """End index (past the closing quote) and content of the quoted run opening at ``start``:
-    a doubled quote stands for itself; with ``backslash`` (E'...') a backslash escapes the next
-    character. An unterminated run ends the text."""
-    j, buf, n = start + 1, [], len(sql)
-    while j < n:
-        ch = sql[j]
-        if backslash and ch == "\\" and j + 1 < n:
-            buf.append(sql[j:j + 2])
-            j += 2
-        elif ch == quote and j + 1 < n and sql[j + 1] == quote:
-            buf.append(quote)
-            j += 2
-        elif ch == quote:
-            return j + 1, "".join(buf)
-        else:
-            buf.append(ch)
-            j += 1
-    return n, "".join(buf)
-
-
 def _duckdb_tokens(sql: str) -> list[FunctionToken]:
     """The tokens DuckDB reads in ``sql``, as (kind, value) pairs (:mod:`quorumsql.db.functions`).
 
@@ -289,20 +268,12 @@ def _duckdb_tokens(sql: str) -> list[FunctionToken]:
             ends = [k for k in (sql.find("\n", i), sql.find("\r", i)) if k >= 0]
             i = min(ends) + 1 if ends else n
         elif sql.startswith("/*", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if sql.startswith("/*", j):
-                    depth, j = depth + 1, j + 2
-                elif sql.startswith("*/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            i = j
+            i = nested_comment_end(sql, i)
         elif c == "'":
-            i, text = _quoted(sql, i, "'", backslash=False)
+            i, text = quoted_run(sql, i, "'", backslash=False)
             out.append(("string", text))
         elif c == '"':
-            i, text = _quoted(sql, i, '"', backslash=False)
+            i, text = quoted_run(sql, i, '"', backslash=False)
             out.append(("quoted", text))
         elif c == "$" and (m := _DOLLAR_TAG.match(sql, i)) is not None:
             end = sql.find(m.group(), m.end())
@@ -316,7 +287,7 @@ def _duckdb_tokens(sql: str) -> list[FunctionToken]:
                 word = sql[i:j]
             low = word.lower()
             if low in ("e", "b", "x", "n") and j < n and sql[j] == "'":
-                i, text = _quoted(sql, j, "'", backslash=low == "e")
+                i, text = quoted_run(sql, j, "'", backslash=low == "e")
                 out.append(("string", text))
             else:
                 out.append(("word", word))

@@ -388,6 +388,44 @@ STRUCTURAL_WORDS = _names("""
 """)
 _CTE_BODY_STARTS = {"select", "with", "values", "table", "("}
 
+def quoted_run(sql: str, start: int, quote: str, backslash: bool) -> tuple[int, str]:
+    """End index (just past the closing quote) and content of a quoted run opening at ``start``.
+
+    For the connectors' lexers of PostgreSQL and DuckDB: a doubled quote stands for itself; with
+    ``backslash`` (``E'...'`` strings) a backslash escapes the next character. An unterminated
+    run ends the text.
+    """
+    j, buf, n = start + 1, [], len(sql)
+    while j < n:
+        ch = sql[j]
+        if backslash and ch == "\\" and j + 1 < n:
+            buf.append(sql[j:j + 2])
+            j += 2
+        elif ch == quote and j + 1 < n and sql[j + 1] == quote:
+            buf.append(quote)
+            j += 2
+        elif ch == quote:
+            return j + 1, "".join(buf)
+        else:
+            buf.append(ch)
+            j += 1
+    return n, "".join(buf)
+
+
+def nested_comment_end(sql: str, start: int) -> int:
+    """Index just past the ``/* ... */`` comment opening at ``start``, comments nesting as
+    PostgreSQL and DuckDB read them (the end of the text when it is not closed)."""
+    depth, j, n = 1, start + 2, len(sql)
+    while j < n and depth:
+        if sql.startswith("/*", j):
+            depth, j = depth + 1, j + 2
+        elif sql.startswith("*/", j):
+            depth, j = depth - 1, j + 2
+        else:
+            j += 1
+    return j
+
+
 # A token as the server reads it: (kind, value). kind is "word" (unquoted name or keyword, as
 # written), "quoted" (a quoted name, quotes removed), "string", "number" or "symbol" (the
 # symbol's text: "(", ")", ",", ".", "::", ...).

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from quorumsql.db.base import Database, fetch_capped
 from quorumsql.db.functions import Token as FunctionToken
-from quorumsql.db.functions import decode_unicode_name, guard_tokens
+from quorumsql.db.functions import decode_unicode_name, guard_tokens, nested_comment_end, quoted_run
 from quorumsql.db.schema import Column, DatabaseSchema, ForeignKey, Table
 from quorumsql.errors import DatabaseError, QueryError, QueryTimeout, UnsafeSQLError
 from quorumsql.sqlnames import quote_identifier
@@ -50,29 +50,6 @@ _DOLLAR_TAG = re.compile(rf"\$(?:[{_IDENT_START}][{_IDENT_START}0-9]*)?\$")
 _PG_SPACE = " \t\n\r\f\v"
 
 
-def _quoted_end(sql: str, start: int, quote: str, backslash: bool) -> tuple[int, str]:
-    """End index (just past the closing quote) and content of a quoted run opening at ``start``.
-
-    A doubled quote stands for itself; with ``backslash`` (E'...' strings) a backslash escapes
-    the next character. An unterminated run ends the text.
-    """
-    j, buf, n = start + 1, [], len(sql)
-    while j < n:
-        ch = sql[j]
-        if backslash and ch == "\\" and j + 1 < n:
-            buf.append(sql[j:j + 2])
-            j += 2
-        elif ch == quote and j + 1 < n and sql[j + 1] == quote:
-            buf.append(quote)
-            j += 2
-        elif ch == quote:
-            return j + 1, "".join(buf)
-        else:
-            buf.append(ch)
-            j += 1
-    return n, "".join(buf)
-
-
 def _server_tokens(sql: str) -> list[FunctionToken]:
     """The tokens PostgreSQL reads in ``sql`` as (kind, value) pairs (:mod:`quorumsql.db.functions`).
 
@@ -97,20 +74,12 @@ def _server_tokens(sql: str) -> list[FunctionToken]:
             ends = [k for k in (sql.find("\n", i), sql.find("\r", i)) if k >= 0]
             i = min(ends) + 1 if ends else n
         elif sql.startswith("/*", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if sql.startswith("/*", j):
-                    depth, j = depth + 1, j + 2
-                elif sql.startswith("*/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            i = j
+            i = nested_comment_end(sql, i)
         elif c == "'":
-            i, text = _quoted_end(sql, i, "'", backslash=False)
+            i, text = quoted_run(sql, i, "'", backslash=False)
             out.append(("string", text))
         elif c == '"':
-            i, text = _quoted_end(sql, i, '"', backslash=False)
+            i, text = quoted_run(sql, i, '"', backslash=False)
             out.append(("quoted", text))
         elif c == "$" and (m := _DOLLAR_TAG.match(sql, i)) is not None:
             end = sql.find(m.group(), m.end())
@@ -120,16 +89,16 @@ def _server_tokens(sql: str) -> list[FunctionToken]:
             word, j = m.group(), m.end()
             low = word.lower()
             if low == "u" and sql.startswith('&"', j):
-                _, spelled = _quoted_end(sql, j + 1, '"', backslash=False)
+                _, spelled = quoted_run(sql, j + 1, '"', backslash=False)
                 raise UnsafeSQLError(
                     'refused by the connection: unicode-escaped names (U&"...") are not allowed: '
                     f"this one spells {decode_unicode_name(spelled)}"
                 )
             if low == "u" and sql.startswith("&'", j):
-                i, text = _quoted_end(sql, j + 1, "'", backslash=False)
+                i, text = quoted_run(sql, j + 1, "'", backslash=False)
                 out.append(("string", text))
             elif low in ("e", "b", "x", "n") and j < n and sql[j] == "'":
-                i, text = _quoted_end(sql, j, "'", backslash=low == "e")
+                i, text = quoted_run(sql, j, "'", backslash=low == "e")
                 out.append(("string", text))
             else:
                 out.append(("word", word))
