@@ -46,7 +46,6 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 import weakref
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -58,7 +57,7 @@ from quorumsql.db.base import Database
 from quorumsql.db.functions import Token as FunctionToken
 from quorumsql.db.functions import DUCKDB_UNICODE_SPACES, file_scan_refusal, guard_tokens, nested_comment_end, quoted_run
 from quorumsql.db.schema import Column, DatabaseSchema, ForeignKey, Table
-from quorumsql.db.sqlite import KILL_GRACE, _Deadline, _WorkerGone, _WorkerPool, _WorkerProcess
+from quorumsql.db.sqlite import WorkerQueries, _WorkerGone, _WorkerPool, _WorkerProcess
 from quorumsql.errors import DatabaseError, QueryError, QueryTimeout, UnsafeSQLError
 from quorumsql.sqlnames import quote_identifier
 
@@ -375,7 +374,7 @@ class _DuckDBWorkerProcess(_WorkerProcess):
 # -- the connector --------------------------------------------------------------------------------
 
 
-class DuckDBDatabase(Database):
+class DuckDBDatabase(WorkerQueries, Database):
     """A DuckDB database file, read-only, bounded in time, memory and files.
 
     See the module notes for the locks. Queries passed to :meth:`execute` run in worker processes
@@ -400,6 +399,7 @@ class DuckDBDatabase(Database):
     """
 
     dialect = "duckdb"
+    engine = "DuckDB"
 
     def __init__(
         self,
@@ -519,57 +519,9 @@ class DuckDBDatabase(Database):
         _guard(sql, self.allowed_functions)
         return self._run_in_worker(sql, timeout, max_rows)
 
-    def _run_in_worker(self, sql: str, timeout: float, max_rows: int):
-        """Run ``sql`` in a worker process without :func:`_guard`: DuckDB's and the kernel's locks
-        only (tests call this to show what they stop)."""
-        start = time.monotonic()
-        kill_at = start + timeout + KILL_GRACE
-        config = self._worker_config()
-        max_frame = 4 * self.max_result_bytes + 4 * len(sql) + (16 << 20)
-        for attempt in (1, 2):
-            worker, reused, generation = self._workers.acquire()
-            healthy = False
-            try:
-                try:
-                    if worker.config != config:
-                        worker.config = None
-                        worker.send(("config", config))
-                        answer = worker.receive(kill_at, max_frame)
-                        if answer[0] != "ready":  # pragma: no cover - a protocol error
-                            raise _WorkerGone("no ready")
-                        self._sandbox = int(answer[2])
-                        worker.config = config
-                    remaining = kill_at - KILL_GRACE - time.monotonic()
-                    worker.send(("query", sql, max(0.0, remaining), max_rows, self.max_result_bytes))
-                except _WorkerGone:
-                    if reused and attempt == 1:
-                        continue  # an idle worker that had ended: the query never reached it
-                    raise
-                worker.retire = False
-                try:
-                    columns, rows, truncated = self._collect(worker, kill_at, max_frame, timeout)
-                except DatabaseError as exc:
-                    # the worker answered in full: keep it, unless it ran out of memory or keeps
-                    # too much of it
-                    healthy = not str(exc).startswith("out of memory") and not worker.retire
-                    raise
-                healthy = not worker.retire
-                return columns, rows, truncated
-            except _Deadline:
-                raise QueryTimeout(
-                    f"query exceeded {timeout:g} s and was stopped (its worker process was ended)"
-                ) from None
-            except _WorkerGone as exc:
-                if generation != self._workers._generation:
-                    raise QueryError("the database was closed while the query ran") from None
-                code = worker.proc.poll()
-                if code == -14:  # SIGALRM: the worker's own backstop past the deadline
-                    raise QueryTimeout(f"query exceeded {timeout:g} s and was stopped") from None
-                detail = f": {exc}" if str(exc) else f" (exit status {code})" if code is not None else ""
-                raise QueryError(f"the DuckDB query worker ended during the query{detail}") from None
-            finally:
-                self._workers.release(worker, generation, healthy)
-        raise QueryError("the DuckDB query worker could not be reached")  # pragma: no cover
+    def _worker_ready(self, answer: tuple) -> None:
+        self._sandbox = int(answer[2])
+
 
     def _collect(self, worker: _WorkerProcess, kill_at: float, max_frame: int, timeout: float):
         rows: list[tuple[Any, ...]] = []

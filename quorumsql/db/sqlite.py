@@ -93,6 +93,7 @@ class _WorkerProcess:
         except OSError as exc:
             raise DatabaseError(f"cannot start the {self.engine} query worker ({exc})") from None
         self.config: dict | None = None
+        self.retire = False  # set from an answer: end this worker after the query
         self.last_used = time.monotonic()
         self._in = self.proc.stdin.fileno()
         self._out = self.proc.stdout
@@ -254,7 +255,79 @@ def _allowlist(extra: Any) -> frozenset[str] | None:
     return frozenset(name.lower() for name in allowed_functions("sqlite", extra or ()))
 
 
-class SQLiteDatabase(Database):
+class WorkerQueries:
+    """Running model-written SQL in a pooled worker process, for the SQLite and DuckDB connectors.
+
+    The class using it provides ``_workers`` (a :class:`_WorkerPool`), ``_worker_config()`` (what
+    a worker needs to open the database), ``_collect(worker, kill_at, max_frame, timeout)`` (read
+    the answer frames), ``max_result_bytes`` and ``engine`` (its name in messages). A worker gets
+    the config once, then the query; it is killed :data:`KILL_GRACE` s past the timeout.
+    """
+
+    engine = "SQLite"
+
+    def _worker_ready(self, answer: tuple) -> None:
+        """Called with a worker's "ready" answer to a new config (DuckDB reads its sandbox level)."""
+
+    def _run_in_worker(self, sql: str, timeout: float, max_rows: int):
+        """Run ``sql`` in a worker; (columns, rows, truncated).
+
+        Raises:
+            QueryTimeout: interrupted at the deadline, or the worker killed past it.
+            QueryError: the engine failed the query, or the worker died.
+            DatabaseError: no worker could be started or the database opened.
+        """
+        start = time.monotonic()
+        kill_at = start + timeout + KILL_GRACE
+        config = self._worker_config()
+        max_frame = 4 * self.max_result_bytes + 4 * len(sql) + (16 << 20)
+        for attempt in (1, 2):
+            worker, reused, generation = self._workers.acquire()
+            healthy = False
+            try:
+                try:
+                    if worker.config != config:
+                        worker.config = None
+                        worker.send(("config", config))
+                        answer = worker.receive(kill_at, max_frame)
+                        if answer[0] != "ready":  # pragma: no cover - a protocol error
+                            raise _WorkerGone("no ready")
+                        self._worker_ready(answer)
+                        worker.config = config
+                    remaining = kill_at - KILL_GRACE - time.monotonic()
+                    worker.send(("query", sql, max(0.0, remaining), max_rows, self.max_result_bytes))
+                except _WorkerGone:
+                    if reused and attempt == 1:
+                        continue  # an idle worker that had ended: the query never reached it
+                    raise
+                worker.retire = False
+                try:
+                    columns, rows, truncated = self._collect(worker, kill_at, max_frame, timeout)
+                except DatabaseError as exc:
+                    # the worker answered in full: keep it, unless it ran out of memory or
+                    # asked to be retired (it keeps too much memory)
+                    healthy = not str(exc).startswith("out of memory") and not worker.retire
+                    raise
+                healthy = not worker.retire
+                return columns, rows, truncated
+            except _Deadline:
+                raise QueryTimeout(
+                    f"query exceeded {timeout:g} s and was stopped (its worker process was ended)"
+                ) from None
+            except _WorkerGone as exc:
+                if generation != self._workers._generation:
+                    raise QueryError("the database was closed while the query ran") from None
+                code = worker.proc.poll()
+                if code == -14:  # SIGALRM: the worker's own backstop past the deadline
+                    raise QueryTimeout(f"query exceeded {timeout:g} s and was stopped") from None
+                detail = f": {exc}" if str(exc) else f" (exit status {code})" if code is not None else ""
+                raise QueryError(f"the {self.engine} query worker ended during the query{detail}") from None
+            finally:
+                self._workers.release(worker, generation, healthy)
+        raise QueryError(f"the {self.engine} query worker could not be reached")  # pragma: no cover
+
+
+class SQLiteDatabase(WorkerQueries, Database):
     """A SQLite file opened read-only, bounded in time, memory and files.
 
     Every connection is a second lock behind :func:`check_read_only`:
@@ -410,50 +483,7 @@ class SQLiteDatabase(Database):
                 memory over ``max_query_memory``, a denied action), or the worker died.
             DatabaseError: the file cannot be opened, or no worker can be started.
         """
-        start = time.monotonic()
-        kill_at = start + timeout + KILL_GRACE
-        config = self._worker_config()
-        max_frame = 4 * self.max_result_bytes + 4 * len(sql) + (16 << 20)
-        for attempt in (1, 2):
-            worker, reused, generation = self._workers.acquire()
-            healthy = False
-            try:
-                try:
-                    if worker.config != config:
-                        worker.config = None
-                        worker.send(("config", config))
-                        if worker.receive(kill_at, max_frame)[0] != "ready":  # pragma: no cover
-                            raise _WorkerGone("no ready")
-                        worker.config = config
-                    remaining = kill_at - KILL_GRACE - time.monotonic()
-                    worker.send(("query", sql, max(0.0, remaining), max_rows, self.max_result_bytes))
-                except _WorkerGone:
-                    if reused and attempt == 1:
-                        continue  # an idle worker that had ended: the query never reached it
-                    raise
-                try:
-                    columns, rows, truncated = self._collect(worker, kill_at, max_frame, timeout)
-                except DatabaseError as exc:
-                    # the worker answered in full: keep it, unless it ran out of memory
-                    healthy = not str(exc).startswith("out of memory")
-                    raise
-                healthy = True
-                return columns, rows, truncated
-            except _Deadline:
-                raise QueryTimeout(
-                    f"query exceeded {timeout:g} s and was stopped (its worker process was ended)"
-                ) from None
-            except _WorkerGone as exc:
-                if generation != self._workers._generation:
-                    raise QueryError("the database was closed while the query ran") from None
-                code = worker.proc.poll()
-                if code == -14:  # SIGALRM: the worker's own backstop past the deadline
-                    raise QueryTimeout(f"query exceeded {timeout:g} s and was stopped") from None
-                detail = f": {exc}" if str(exc) else f" (exit status {code})" if code is not None else ""
-                raise QueryError(f"the SQLite query worker ended during the query{detail}") from None
-            finally:
-                self._workers.release(worker, generation, healthy)
-        raise QueryError("the SQLite query worker could not be reached")  # pragma: no cover
+        return self._run_in_worker(sql, timeout, max_rows)
 
     def _collect(self, worker: _WorkerProcess, kill_at: float, max_frame: int, timeout: float):
         rows: list[tuple[Any, ...]] = []
